@@ -1,0 +1,27 @@
+"""keras_bert_ft: fine-tune BERT-family encoders for text classification with Keras 3.
+
+The tokenizer is imported eagerly (it needs no TensorFlow); everything that
+pulls in TensorFlow or Keras is imported on first use.
+"""
+
+from importlib import import_module
+
+from keras_bert_ft.tokenization import WordPieceTokenizer
+
+__version__ = "0.1.0"
+
+_LAZY_EXPORTS = {
+    "BertConfig": "keras_bert_ft.config",
+    "BertEncoder": "keras_bert_ft.layers",
+    "load_pretrained": "keras_bert_ft.checkpoints",
+    "BertClassifier": "keras_bert_ft.models",
+    "export_for_serving": "keras_bert_ft.export",
+}
+
+__all__ = ["WordPieceTokenizer", *_LAZY_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _LAZY_EXPORTS:
+        return getattr(import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module 'keras_bert_ft' has no attribute {name!r}")
