@@ -24,7 +24,6 @@ $(STAMP): requirements.txt requirements-dev.txt
 # The package, installed editable, with its extension built in place.
 $(EXT_STAMP): $(STAMP) $(CSRC) setup.py pyproject.toml
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
-	$(PY) setup.py -q build_ext --inplace
 	touch $@
 
 build: $(EXT_STAMP)

@@ -1,0 +1,201 @@
+#include "packing.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace kbf {
+
+bool Truncate(size_t first, size_t second, size_t budget, Truncation strategy, Kept* kept) {
+  *kept = {first, second};
+  if (first + second <= budget) return true;
+  switch (strategy) {
+    case Truncation::kLongestFirst: {
+      // Original BERT pops from the longer segment, the second on ties. The
+      // closed form: the shorter keeps all it has if the longer can take the
+      // rest; otherwise they meet in the middle with the first rounding up.
+      const size_t shorter = std::min(first, second);
+      if (shorter * 2 <= budget) {
+        if (first <= second) {
+          kept->second = budget - first;
+        } else {
+          kept->first = budget - second;
+        }
+      } else {
+        kept->first = (budget + 1) / 2;
+        kept->second = budget / 2;
+      }
+      return true;
+    }
+    case Truncation::kOnlyFirst:
+      if (second > budget) return false;
+      kept->first = budget - second;
+      return true;
+    case Truncation::kOnlySecond:
+      if (first > budget) return false;
+      kept->second = budget - first;
+      return true;
+    case Truncation::kRatio: {
+      // Each segment keeps its share of the budget, rounded to nearest, and at
+      // least one token when it has any and the budget allows.
+      const size_t total = first + second;
+      const size_t share = (budget * first * 2 + total) / (total * 2);
+      size_t low = budget > second ? budget - second : 0;
+      size_t high = std::min(first, budget);
+      if (first > 0 && budget >= 2) low = std::max<size_t>(low, 1);
+      if (second > 0 && budget >= 2) high = std::min(high, budget - 1);
+      kept->first = std::clamp(share, low, std::max(low, high));
+      kept->second = budget - kept->first;
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t ParallelFor(size_t n, size_t threads,
+                   const std::function<void(size_t, size_t, size_t)>& fn) {
+  threads = std::max<size_t>(1, std::min(threads, n));
+  if (threads == 1) {
+    fn(0, 0, n);
+    return 1;
+  }
+  std::vector<std::thread> workers;
+  workers.reserve(threads - 1);
+  const size_t chunk = (n + threads - 1) / threads;
+  for (size_t t = 1; t < threads; ++t) {
+    const size_t begin = std::min(n, t * chunk);
+    const size_t end = std::min(n, begin + chunk);
+    workers.emplace_back([&fn, t, begin, end]() { fn(t, begin, end); });
+  }
+  fn(0, 0, std::min(n, chunk));
+  for (std::thread& w : workers) w.join();
+  return threads;
+}
+
+namespace {
+
+// The tokens of one chunk of examples.
+struct Chunk {
+  std::vector<int32_t> ids;   // each example's first then second segment
+  std::vector<Span> spans;    // parallel to ids when offsets are wanted
+  BatchError error;
+};
+
+struct Example {
+  uint32_t chunk;
+  size_t start;      // into the chunk's ids
+  size_t first;      // tokens of the first segment before truncation
+  size_t second;
+  Kept kept;
+};
+
+}  // namespace
+
+BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string_view>& texts,
+                       const std::vector<std::string_view>& pairs, const BatchOptions& options,
+                       const std::function<BatchBuffers(size_t, size_t)>& allocate) {
+  const size_t n = texts.size();
+  const bool has_pairs = !pairs.empty();
+  BatchError error;
+  if (has_pairs && pairs.size() != n) {
+    error.ok = false;
+    error.message = "texts and pairs differ in length";
+    return error;
+  }
+  const size_t specials = has_pairs ? 3 : 2;
+  if (options.max_length < specials) {
+    error.ok = false;
+    error.message = "max_length must be at least " + std::to_string(specials);
+    return error;
+  }
+  const size_t budget = options.max_length - specials;
+  const size_t threads = std::max<size_t>(1, std::min(options.num_threads, n / 64 + 1));
+
+  std::vector<Example> examples(n);
+  std::vector<Chunk> chunks(threads);
+  ParallelFor(n, threads, [&](size_t c, size_t begin, size_t end) {
+    Chunk& chunk = chunks[c];
+    Scratch scratch;
+    std::vector<Span>* spans = options.offsets ? &chunk.spans : nullptr;
+    for (size_t i = begin; i < end; ++i) {
+      Example& ex = examples[i];
+      ex.chunk = static_cast<uint32_t>(c);
+      ex.start = chunk.ids.size();
+      if (!tokenizer.Encode(texts[i], &chunk.ids, spans, &scratch)) {
+        chunk.error = {false, i, 0, "not valid UTF-8"};
+        return;
+      }
+      ex.first = chunk.ids.size() - ex.start;
+      if (has_pairs && !tokenizer.Encode(pairs[i], &chunk.ids, spans, &scratch)) {
+        chunk.error = {false, i, 1, "not valid UTF-8"};
+        return;
+      }
+      ex.second = chunk.ids.size() - ex.start - ex.first;
+      if (!Truncate(ex.first, ex.second, budget, options.truncation, &ex.kept)) {
+        chunk.error = {false, i, ex.second > budget ? 1 : 0,
+                       "cannot truncate to max_length " + std::to_string(options.max_length) +
+                           ": the other segment alone has " +
+                           std::to_string(std::max(ex.first, ex.second)) + " tokens"};
+        return;
+      }
+    }
+  });
+  for (const Chunk& chunk : chunks) {
+    if (!chunk.error.ok) return chunk.error;
+  }
+
+  size_t seq = options.pad_to_max_length ? options.max_length : 0;
+  if (!options.pad_to_max_length) {
+    for (const Example& ex : examples) {
+      seq = std::max(seq, ex.kept.first + ex.kept.second + (has_pairs ? 3 : 2));
+    }
+  }
+  const size_t multiple = std::max<size_t>(1, options.pad_to_multiple_of);
+  seq = (seq + multiple - 1) / multiple * multiple;
+
+  const BatchBuffers out = allocate(n, seq);
+  const int32_t cls = tokenizer.vocab().Find("[CLS]");
+  const int32_t sep = tokenizer.vocab().Find("[SEP]");
+  const int32_t pad = std::max(0, tokenizer.vocab().Find("[PAD]"));
+  ParallelFor(n, threads, [&](size_t, size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      const Example& ex = examples[i];
+      const Chunk& chunk = chunks[ex.chunk];
+      int32_t* ids = out.input_word_ids + i * seq;
+      int32_t* mask = out.input_mask + i * seq;
+      int32_t* types = out.input_type_ids + i * seq;
+      int32_t* offs = out.offsets ? out.offsets + i * seq * 2 : nullptr;
+      size_t k = 0;
+      auto put = [&](int32_t id, int32_t type, const Span* span) {
+        ids[k] = id;
+        mask[k] = 1;
+        types[k] = type;
+        if (offs) {
+          offs[2 * k] = span ? static_cast<int32_t>(span->begin) : 0;
+          offs[2 * k + 1] = span ? static_cast<int32_t>(span->end) : 0;
+        }
+        ++k;
+      };
+      auto put_segment = [&](size_t from, size_t count, int32_t type) {
+        for (size_t j = from; j < from + count; ++j) {
+          put(chunk.ids[j], type, offs ? &chunk.spans[j] : nullptr);
+        }
+      };
+      put(cls, 0, nullptr);
+      put_segment(ex.start, ex.kept.first, 0);
+      put(sep, 0, nullptr);
+      if (has_pairs) {
+        put_segment(ex.start + ex.first, ex.kept.second, 1);
+        put(sep, 1, nullptr);
+      }
+      for (; k < seq; ++k) {
+        ids[k] = pad;
+        mask[k] = 0;
+        types[k] = 0;
+        if (offs) offs[2 * k] = offs[2 * k + 1] = 0;
+      }
+    }
+  });
+  return error;
+}
+
+}  // namespace kbf

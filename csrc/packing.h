@@ -1,0 +1,64 @@
+// Sentence-pair truncation, packing as [CLS] a [SEP] (b [SEP]), padding, and
+// batch encoding on several threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "wordpiece.h"
+
+namespace kbf {
+
+enum class Truncation { kLongestFirst, kOnlyFirst, kOnlySecond, kRatio };
+
+// Lengths of the two segments after truncation.
+struct Kept {
+  size_t first;
+  size_t second;
+};
+
+// Shortens segments of lengths `first` and `second` to fit `budget` tokens.
+// Returns false when the strategy cannot fit them (only_first / only_second
+// with the other segment alone over budget).
+bool Truncate(size_t first, size_t second, size_t budget, Truncation strategy, Kept* kept);
+
+struct BatchOptions {
+  size_t max_length = 128;
+  Truncation truncation = Truncation::kLongestFirst;
+  bool pad_to_max_length = false;  // otherwise pad to the longest in the batch
+  size_t pad_to_multiple_of = 1;
+  bool offsets = false;
+  size_t num_threads = 1;
+};
+
+// Where to write the outputs: row-major [batch, seq] (offsets: [batch, seq, 2]).
+struct BatchBuffers {
+  int32_t* input_word_ids;
+  int32_t* input_mask;
+  int32_t* input_type_ids;
+  int32_t* offsets;  // may be null when offsets were not asked for
+};
+
+struct BatchError {
+  bool ok = true;
+  size_t index = 0;   // the example
+  int segment = 0;    // 0: text, 1: pair
+  std::string message;
+};
+
+// Tokenizes, truncates and packs a batch. `pairs` is empty or as long as
+// `texts`. Once the sequence length is known, `allocate(batch, seq)` is called
+// (on the calling thread) for the output buffers.
+BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string_view>& texts,
+                       const std::vector<std::string_view>& pairs, const BatchOptions& options,
+                       const std::function<BatchBuffers(size_t, size_t)>& allocate);
+
+// Runs fn(chunk, begin, end) over [0, n) split into contiguous chunks, one per
+// thread, on up to `threads` threads. Returns the number of chunks.
+size_t ParallelFor(size_t n, size_t threads,
+                   const std::function<void(size_t, size_t, size_t)>& fn);
+
+}  // namespace kbf
