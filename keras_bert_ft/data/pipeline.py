@@ -1,0 +1,261 @@
+"""The `tf.data` input pipeline: tokenize once, bucket by length, pad per batch.
+
+The whole dataset is tokenized once, up front, on the host by the C++
+tokenizer and kept ragged (a flat id array plus row offsets). The `tf.data`
+graph then only shuffles row numbers, slices rows out of those arrays,
+groups rows of similar length and pads each batch to its own longest row,
+rounded up to a multiple (8 by default, which suits matrix units). Short
+sentences therefore cost short batches instead of `max_length` columns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from keras_bert_ft.data.readers import TextDataset
+
+FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+@dataclass
+class EncodedTexts:
+    """Tokenized rows kept ragged: row i is `word_ids[row_splits[i]:row_splits[i+1]]`."""
+
+    word_ids: np.ndarray
+    type_ids: np.ndarray
+    row_splits: np.ndarray
+    max_length: int
+
+    def __len__(self) -> int:
+        return len(self.row_splits) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.row_splits)
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        s, e = self.row_splits[i], self.row_splits[i + 1]
+        return self.word_ids[s:e], self.type_ids[s:e]
+
+
+def encode_texts(
+    tokenizer,
+    texts: Sequence[str],
+    pairs: Sequence[str] | None = None,
+    *,
+    max_length: int = 128,
+    truncation: str = "longest_first",
+    chunk_size: int = 4096,
+    num_threads: int | None = None,
+) -> EncodedTexts:
+    """Tokenize all rows once with `tokenizer.encode_batch` and keep them ragged.
+
+    Rows are encoded in chunks (each padded only to its own longest row) so
+    that memory stays proportional to the real number of tokens.
+    """
+    if pairs is not None and len(pairs) != len(texts):
+        raise ValueError(f"{len(pairs)} pairs for {len(texts)} texts")
+    words, types, lengths = [], [], []
+    for start in range(0, len(texts), chunk_size):
+        chunk = list(texts[start : start + chunk_size])
+        chunk_pairs = None if pairs is None else list(pairs[start : start + chunk_size])
+        enc = tokenizer.encode_batch(
+            chunk,
+            pairs=chunk_pairs,
+            max_length=max_length,
+            truncation=truncation,
+            padding="longest",
+            num_threads=num_threads,
+        )
+        mask = np.asarray(enc["input_mask"]).astype(bool)
+        # Padding is on the right, so boolean indexing (row-major) keeps each
+        # row's tokens contiguous and in order.
+        words.append(np.asarray(enc["input_word_ids"], dtype=np.int32)[mask])
+        types.append(np.asarray(enc["input_type_ids"], dtype=np.int32)[mask])
+        lengths.append(mask.sum(axis=1))
+    row_splits = np.zeros(len(texts) + 1, dtype=np.int64)
+    if lengths:
+        np.cumsum(np.concatenate(lengths), out=row_splits[1:])
+    empty = np.zeros(0, np.int32)
+    return EncodedTexts(
+        word_ids=np.concatenate(words) if words else empty,
+        type_ids=np.concatenate(types) if types else empty,
+        row_splits=row_splits,
+        max_length=max_length,
+    )
+
+
+def compute_class_weight(labels: np.ndarray, num_classes: int | None = None) -> dict[int, float]:
+    """'Balanced' class weights, n / (k * count_c), as a dict for `model.fit(class_weight=)`.
+
+    Classes absent from `labels` get weight 0.
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    k = int(num_classes if num_classes is not None else labels.max() + 1)
+    counts = np.bincount(labels, minlength=k)
+    present = int((counts > 0).sum())
+    return {c: (len(labels) / (present * counts[c]) if counts[c] else 0.0) for c in range(k)}
+
+
+def bucket_boundaries(lengths: np.ndarray, num_buckets: int = 8, multiple_of: int = 8) -> list[int]:
+    """Bucket boundaries at length quantiles, rounded to `multiple_of`.
+
+    Bucket i takes rows with boundaries[i-1] <= length < boundaries[i], so a
+    boundary of q + 1 closes a bucket whose padded width is q.
+    """
+    if len(lengths) == 0 or num_buckets < 2:
+        return []
+    m = max(1, multiple_of)
+    qs = np.quantile(lengths, np.linspace(0, 1, num_buckets + 1)[1:-1])
+    widths = sorted({int(math.ceil(q / m) * m) for q in qs})
+    top = int(lengths.max())
+    return [w + 1 for w in widths if w < top]
+
+
+def _sample_weights(labels: np.ndarray, class_weight: str | Mapping[int, float]) -> np.ndarray:
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be 'balanced' or a dict, got {class_weight!r}")
+        class_weight = compute_class_weight(labels)
+    table = np.zeros(int(max(max(class_weight), labels.max())) + 1, dtype=np.float32)
+    for c, w in class_weight.items():
+        table[int(c)] = w
+    return table[labels.astype(np.int64)]
+
+
+def make_tf_dataset(
+    encoded: EncodedTexts,
+    labels: np.ndarray | None = None,
+    *,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int | None = None,
+    bucket: bool | None = None,
+    num_buckets: int = 8,
+    pad_to_multiple_of: int | None = 8,
+    fixed_length: bool = False,
+    class_weight: str | Mapping[int, float] | None = None,
+    drop_remainder: bool = False,
+    prefetch: bool = True,
+) -> tf.data.Dataset:
+    """Batches of `(features, labels[, sample_weights])`, or `features` without labels.
+
+    - `shuffle` reshuffles every epoch from `seed`.
+    - `bucket` groups rows of similar length before batching; it defaults to
+      `shuffle` because it reorders rows, which `predict` must not do.
+    - Each batch is padded to its longest row, rounded up to
+      `pad_to_multiple_of` (never beyond the encoding's `max_length`); with
+      `fixed_length=True` every batch is padded to `max_length` instead.
+    - `class_weight` ('balanced' or {class: weight}) adds per-row sample weights.
+    """
+    n = len(encoded)
+    if n == 0:
+        raise ValueError("cannot build a dataset from zero rows")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} rows")
+    if class_weight is not None and labels is None:
+        raise ValueError("class_weight needs labels")
+    bucket = shuffle if bucket is None else bucket
+
+    words = tf.constant(encoded.word_ids, dtype=tf.int32)
+    types = tf.constant(encoded.type_ids, dtype=tf.int32)
+    splits = tf.constant(encoded.row_splits, dtype=tf.int64)
+    extras = []
+    if labels is not None:
+        extras.append(tf.constant(np.asarray(labels)))
+    if class_weight is not None:
+        extras.append(tf.constant(_sample_weights(np.asarray(labels), class_weight)))
+
+    def row(i):
+        start, stop = splits[i], splits[i + 1]
+        ids = words[start:stop]
+        features = {
+            "input_word_ids": ids,
+            "input_mask": tf.ones_like(ids),
+            "input_type_ids": types[start:stop],
+        }
+        if not extras:
+            return features
+        return (features, *(t[i] for t in extras))
+
+    ds = tf.data.Dataset.range(n)
+    if shuffle:
+        # Shuffling row numbers is cheap, so the buffer can hold the whole set.
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    if fixed_length:
+        shapes = {k: [encoded.max_length] for k in FEATURES}
+        padded = shapes if not extras else (shapes, *([] for _ in extras))
+        ds = ds.padded_batch(batch_size, padded_shapes=padded, drop_remainder=drop_remainder)
+    else:
+        boundaries = bucket_boundaries(encoded.lengths, num_buckets, pad_to_multiple_of or 1)
+        if bucket and boundaries:
+            ds = ds.bucket_by_sequence_length(
+                lambda *xs: tf.shape(_features(xs)["input_word_ids"])[0],
+                bucket_boundaries=boundaries,
+                bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+                drop_remainder=drop_remainder,
+            )
+        else:
+            ds = ds.padded_batch(batch_size, drop_remainder=drop_remainder)
+        if pad_to_multiple_of and pad_to_multiple_of > 1:
+            ds = ds.map(
+                _round_up_fn(pad_to_multiple_of, encoded.max_length),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+    if prefetch:
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    return ds
+
+
+def _features(xs: tuple) -> dict:
+    return xs[0] if isinstance(xs[0], dict) else xs[0][0]
+
+
+def _round_up_fn(multiple: int, cap: int):
+    def pad(*xs):
+        features = xs[0]
+        length = tf.shape(features["input_word_ids"])[1]
+        target = tf.minimum((length + multiple - 1) // multiple * multiple, max(cap, 1))
+        target = tf.maximum(target, length)
+        paddings = [[0, 0], [0, target - length]]
+        features = {k: tf.pad(v, paddings) for k, v in features.items()}
+        return features if len(xs) == 1 else (features, *xs[1:])
+
+    return pad
+
+
+def make_dataset(
+    texts: Sequence[str],
+    labels: np.ndarray | None,
+    tokenizer,
+    *,
+    pairs: Sequence[str] | None = None,
+    max_length: int = 128,
+    truncation: str = "longest_first",
+    num_threads: int | None = None,
+    **kwargs,
+) -> tf.data.Dataset:
+    """Tokenize `texts` (and `pairs`) once and return a batched `tf.data.Dataset`.
+
+    Takes the keyword arguments of `make_tf_dataset` (batch_size, shuffle,
+    seed, bucket, pad_to_multiple_of, class_weight, ...). The result feeds
+    `model.fit` directly.
+    """
+    encoded = encode_texts(
+        tokenizer, texts, pairs, max_length=max_length, truncation=truncation,
+        num_threads=num_threads,
+    )  # fmt: skip
+    return make_tf_dataset(encoded, labels, **kwargs)
+
+
+def dataset_from(data: TextDataset, tokenizer, **kwargs) -> tf.data.Dataset:
+    """`make_dataset` for a `TextDataset` (its texts, pairs and labels)."""
+    return make_dataset(data.texts, data.labels, tokenizer, pairs=data.pairs, **kwargs)

@@ -1,0 +1,231 @@
+"""Classification reports: accuracy, macro-F1, per-class precision/recall/F1,
+a confusion matrix as text and as a PNG, and a JSON of all metrics.
+
+The metrics are plain numpy. Conventions follow the usual definitions: a
+class never predicted has precision 0, a class absent from the true labels
+has recall 0 (and both are reported with their support, so a reader can tell).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_bert_ft.atomic import atomic_path, atomic_write
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
+    """Counts[i, j] = rows whose true class is i and predicted class is j."""
+    y_true = np.asarray(y_true, dtype=np.int64).ravel()
+    y_pred = np.asarray(y_pred, dtype=np.int64).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
+    if len(y_true) and min(y_true.min(), y_pred.min()) < 0:
+        raise ValueError("class indices must be non-negative")
+    k = num_classes
+    if k is None:
+        k = int(max(y_true.max(initial=-1), y_pred.max(initial=-1)) + 1)
+    if len(y_true) and max(y_true.max(), y_pred.max()) >= k:
+        raise ValueError(f"a class index is >= num_classes={k}")
+    return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def predictions_to_classes(y_pred) -> np.ndarray:
+    """Class indices from indices, probabilities/logits [n, k], or sigmoid scores [n] / [n, 1]."""
+    y = np.asarray(y_pred)
+    if y.ndim == 2 and y.shape[1] > 1:
+        return y.argmax(axis=1)
+    if y.ndim == 2:
+        y = y[:, 0]
+    if np.issubdtype(y.dtype, np.floating):
+        return (y >= 0.5).astype(np.int64)  # a single sigmoid probability
+    return y.astype(np.int64)
+
+
+@dataclass
+class ClassificationReport:
+    """All metrics of one evaluation; build it with `classification_report`."""
+
+    label_names: list[str]
+    confusion: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    support: np.ndarray
+
+    @property
+    def total(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.trace(self.confusion) / self.total) if self.total else 0.0
+
+    @property
+    def macro_f1(self) -> float:
+        return float(self.f1.mean())
+
+    @property
+    def macro_precision(self) -> float:
+        return float(self.precision.mean())
+
+    @property
+    def macro_recall(self) -> float:
+        return float(self.recall.mean())
+
+    @property
+    def weighted_f1(self) -> float:
+        return float(np.average(self.f1, weights=self.support)) if self.total else 0.0
+
+    def to_dict(self) -> dict:
+        """Every metric as plain Python numbers, ready for JSON."""
+        return {
+            "num_examples": self.total,
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "macro_precision": self.macro_precision,
+            "macro_recall": self.macro_recall,
+            "weighted_f1": self.weighted_f1,
+            "per_class": {
+                name: {
+                    "precision": float(self.precision[i]),
+                    "recall": float(self.recall[i]),
+                    "f1": float(self.f1[i]),
+                    "support": int(self.support[i]),
+                }
+                for i, name in enumerate(self.label_names)
+            },
+            "labels": list(self.label_names),
+            "confusion_matrix": self.confusion.tolist(),
+        }
+
+    def to_text(self, digits: int = 4) -> str:
+        """The per-class table, the summary lines and the confusion matrix."""
+        w = max(12, *(len(n) for n in self.label_names))
+        head = f"{'':>{w}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>8}"
+        rows = [head]
+        for i, name in enumerate(self.label_names):
+            rows.append(
+                f"{name:>{w}}  {self.precision[i]:>9.{digits}f}  {self.recall[i]:>9.{digits}f}  "
+                f"{self.f1[i]:>9.{digits}f}  {int(self.support[i]):>8}"
+            )
+        rows.append("")
+        rows.append(
+            f"{'accuracy':>{w}}  {'':>9}  {'':>9}  {self.accuracy:>9.{digits}f}  {self.total:>8}"
+        )
+        rows.append(
+            f"{'macro avg':>{w}}  {self.macro_precision:>9.{digits}f}  "
+            f"{self.macro_recall:>9.{digits}f}  {self.macro_f1:>9.{digits}f}  {self.total:>8}"
+        )
+        rows.append("")
+        rows.append(confusion_matrix_text(self.confusion, self.label_names))
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def save_json(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write `to_dict()` (plus `extra`, e.g. run settings) as JSON, atomically."""
+        payload = self.to_dict()
+        if extra:
+            payload = {**extra, **payload}
+        return atomic_write(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+    def save_confusion_png(self, path: str | os.PathLike, title: str | None = None) -> Path:
+        return plot_confusion_matrix(self.confusion, self.label_names, path, title=title)
+
+    def save(
+        self, directory: str | os.PathLike, prefix: str = "", extra: dict | None = None
+    ) -> dict[str, Path]:
+        """Write metrics.json, report.txt and confusion_matrix.png into `directory`."""
+        d = Path(directory)
+        return {
+            "json": self.save_json(d / f"{prefix}metrics.json", extra=extra),
+            "text": atomic_write(d / f"{prefix}report.txt", self.to_text() + "\n"),
+            "png": self.save_confusion_png(d / f"{prefix}confusion_matrix.png"),
+        }
+
+
+def classification_report(
+    y_true,
+    y_pred,
+    label_names: Sequence[str] | None = None,
+) -> ClassificationReport:
+    """Metrics for true class indices against predictions.
+
+    `y_pred` may be class indices or scores (see `predictions_to_classes`).
+    `label_names` fixes the number of classes; classes with no rows still
+    appear, with support 0.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64).ravel()
+    pred = predictions_to_classes(y_pred)
+    k = None if label_names is None else len(label_names)
+    cm = confusion_matrix(y_true, pred, k)
+    names = list(label_names) if label_names is not None else [str(i) for i in range(len(cm))]
+    tp = np.diag(cm).astype(np.float64)
+    predicted = cm.sum(axis=0)
+    support = cm.sum(axis=1)
+    precision = _safe_div(tp, predicted)
+    recall = _safe_div(tp, support)
+    f1 = _safe_div(2 * precision * recall, precision + recall)
+    return ClassificationReport(names, cm, precision, recall, f1, support)
+
+
+def confusion_matrix_text(cm: np.ndarray, label_names: Sequence[str]) -> str:
+    """The confusion matrix as an aligned table: rows are true, columns predicted."""
+    names = [str(n) for n in label_names]
+    w = max(6, *(len(n) for n in names), len(str(int(cm.max(initial=0)))))
+    lines = ["confusion matrix (rows: true, columns: predicted)"]
+    lines.append(" " * w + "  " + "  ".join(f"{n:>{w}}" for n in names))
+    for name, row in zip(names, cm, strict=True):
+        lines.append(f"{name:>{w}}  " + "  ".join(f"{int(v):>{w}}" for v in row))
+    return "\n".join(lines)
+
+
+def plot_confusion_matrix(
+    cm: np.ndarray,
+    label_names: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    normalize: bool = False,
+) -> Path:
+    """Save the confusion matrix as a PNG heat map (counts in the cells), atomically."""
+    # A bare Figure draws with the Agg canvas and touches no pyplot global
+    # state, so it works headless and does not disturb a user's backend.
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(cm)
+    shown = _safe_div(cm, cm.sum(axis=1, keepdims=True)) if normalize else cm
+    k = len(label_names)
+    size = max(4.0, 0.6 * k + 2.5)
+    fig = Figure(figsize=(size, size), dpi=100)
+    ax = fig.subplots()
+    im = ax.imshow(shown, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(k), labels=label_names, rotation=45, ha="right")
+    ax.set_yticks(range(k), labels=label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix")
+    threshold = shown.max() / 2 if shown.size else 0
+    for i in range(k):
+        for j in range(k):
+            text = f"{shown[i, j]:.2f}" if normalize else str(int(cm[i, j]))
+            color = "white" if shown[i, j] > threshold else "black"
+            ax.text(j, i, text, ha="center", va="center", color=color)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
