@@ -1,0 +1,130 @@
+"""Load a pretrained BERT encoder from any supported format, and write it back out.
+
+`load_pretrained(source)` detects the format from what `source` is or holds:
+a Hugging Face directory, a Google TF checkpoint directory, a TF-Hub SavedModel
+(path or hub handle), a keras-hub BertBackbone (preset directory or object), a
+packaged model name (`all-minilm-l6-v2`) or a Hugging Face Hub name.
+"""
+
+from __future__ import annotations
+
+import os
+
+from keras_bert_ft.checkpoints import google, huggingface, keras_hub, names, tfhub
+from keras_bert_ft.checkpoints._common import tokenizer_for
+from keras_bert_ft.checkpoints.google import save_google
+from keras_bert_ft.checkpoints.huggingface import save_hf
+from keras_bert_ft.checkpoints.keras_hub import save_keras_hub_preset, to_keras_hub
+from keras_bert_ft.checkpoints.tfhub import HubEncoderLayer, save_tfhub
+from keras_bert_ft.config import BertConfig
+
+__all__ = [
+    "HubEncoderLayer",
+    "detect_format",
+    "load_pretrained",
+    "save_google",
+    "save_hf",
+    "save_keras_hub_preset",
+    "save_tfhub",
+    "to_keras_hub",
+]
+
+FORMATS = {
+    "hf": ("Hugging Face directory", huggingface.REQUIRED_FILES),
+    "google": ("Google TF checkpoint directory", google.REQUIRED_FILES),
+    "tfhub": ("TF-Hub SavedModel directory", tfhub.REQUIRED_FILES),
+    "keras_hub": ("keras-hub BertBackbone preset directory", keras_hub.REQUIRED_FILES),
+}
+
+
+def detect_format(path: str) -> str:
+    """Which format the directory `path` holds: "hf", "google", "tfhub" or "keras_hub"."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path} is not a directory")
+    if keras_hub.is_keras_hub_preset(path):
+        return "keras_hub"
+    if huggingface.is_hf_dir(path):
+        return "hf"
+    if google.is_google_dir(path):
+        return "google"
+    if tfhub.is_saved_model_dir(path):
+        return "tfhub"
+    looked_for = "\n".join(
+        f"  - {title}: {', '.join(files)}" for title, files in FORMATS.values()
+    )
+    found = ", ".join(sorted(os.listdir(path))) or "nothing"
+    raise ValueError(
+        f"{path} holds no BERT checkpoint in a known format. Looked for:\n{looked_for}\n"
+        f"Found: {found}"
+    )
+
+
+def _apply_options(config: BertConfig, num_layers: int | None, overrides: dict) -> BertConfig:
+    if num_layers is not None:
+        if not 1 <= num_layers <= config.num_layers:
+            raise ValueError(
+                f"num_layers={num_layers}, but the checkpoint has {config.num_layers} layers"
+            )
+        config = config.replace(num_layers=num_layers)
+    return config.replace(**overrides) if overrides else config
+
+
+def load_pretrained(source, num_layers: int | None = None, **overrides):
+    """Load a pretrained encoder; returns `(encoder, tokenizer, config)`.
+
+    Args:
+      source: a directory (Hugging Face, Google checkpoint, TF-Hub SavedModel or
+        keras-hub preset), a TF-Hub handle, a keras-hub `BertBackbone`, a
+        packaged name such as "all-minilm-l6-v2", or a Hugging Face Hub name
+        such as "bert-base-uncased" (downloaded and cached; offline it fails
+        at once and says how to pass a local directory).
+      num_layers: keep only the first `num_layers` transformer layers.
+      **overrides: `BertConfig` fields to change, e.g. `hidden_dropout=0.2`.
+
+    The encoder is a `BertEncoder`, except for TF-Hub SavedModels, which come
+    as a Keras model around a trainable `HubEncoderLayer` with the same inputs
+    and outputs. The tokenizer is a `WordPieceTokenizer` over the checkpoint's
+    vocabulary (None when the source has no vocabulary).
+    """
+    from keras_bert_ft.layers import BertEncoder
+
+    if keras_hub.is_backbone(source):
+        fmt, path = "keras_hub", source
+    else:
+        source = os.fspath(source)
+        path = source
+        if not os.path.exists(source):
+            if tfhub.is_hub_handle(source):
+                path = tfhub.resolve_handle(source)
+            elif (packaged := names.packaged_path(source)) is not None:
+                path = packaged
+            elif names.looks_like_hub_name(source):
+                path = names.download_hf(source)
+            else:
+                raise FileNotFoundError(f"{source} does not exist")
+        fmt = detect_format(path)
+
+    if fmt == "tfhub":
+        if overrides:
+            raise ValueError(f"{sorted(overrides)} cannot be changed in a TF-Hub SavedModel")
+        model, vocab, config = tfhub.load_tfhub(path, num_layers)
+        return model, tokenizer_for(vocab, config.do_lower_case), config
+
+    if fmt == "keras_hub":
+        backbone, vocab, lowercase = keras_hub.read_keras_hub(path)
+        config = keras_hub.config_from_backbone(backbone).replace(do_lower_case=lowercase)
+        config = _apply_options(config, num_layers, overrides)
+        encoder = BertEncoder(config)
+        keras_hub.load_backbone_weights(encoder, backbone)
+        keras_hub.check_vocab(vocab, config.vocab_size)
+        return encoder, tokenizer_for(vocab, config.do_lower_case), config
+
+    if fmt == "hf":
+        config = _apply_options(huggingface.read_hf_config(path), num_layers, overrides)
+        encoder = BertEncoder(config)
+        vocab = huggingface.load_hf(path, config, encoder)
+    else:
+        config = _apply_options(google.read_google_config(path), num_layers, overrides)
+        encoder = BertEncoder(config)
+        vocab = google.load_google(path, encoder)
+    return encoder, tokenizer_for(vocab, config.do_lower_case), config
