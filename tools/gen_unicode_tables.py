@@ -75,14 +75,18 @@ def probe_reference(flags: list[int], lowers: dict[int, str]) -> dict[str, int]:
         clean_text=False, handle_chinese_chars=False, strip_accents=False, lowercase=True)
     strip = normalizers.BertNormalizer(
         clean_text=False, handle_chinese_chars=False, strip_accents=True, lowercase=False)
+    chinese = normalizers.BertNormalizer(
+        clean_text=False, handle_chinese_chars=True, strip_accents=False, lowercase=False)
     split = pre_tokenizers.BertPreTokenizer()
-    moved = {"removed": 0, "whitespace": 0, "punctuation": 0, "mn": 0, "lowercase": 0}
+    moved = {"removed": 0, "whitespace": 0, "punctuation": 0, "cjk": 0, "mn": 0, "lowercase": 0}
     for cp in range(MAX_CP):
         if is_surrogate(cp):
             continue
         ch = chr(cp)
         old = flags[cp]
-        new = old & ~(REMOVED | WHITESPACE | PUNCT | MN | HAS_LOWER)
+        new = old & ~(REMOVED | WHITESPACE | PUNCT | CJK | MN | HAS_LOWER)
+        if chinese.normalize_str(ch) == f" {ch} ":
+            new |= CJK
         cleaned = clean.normalize_str(ch)
         if cleaned == "":
             new |= REMOVED
@@ -109,7 +113,7 @@ def probe_reference(flags: list[int], lowers: dict[int, str]) -> dict[str, int]:
             moved["lowercase"] += 1
             del lowers[cp]
         for name, bit in (("removed", REMOVED), ("whitespace", WHITESPACE),
-                          ("punctuation", PUNCT), ("mn", MN)):
+                          ("punctuation", PUNCT), ("cjk", CJK), ("mn", MN)):
             if (old ^ new) & bit:
                 moved[name] += 1
         flags[cp] = new
