@@ -48,10 +48,20 @@ def download(
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(dest) as tmp:
+            expected = response.headers.get("Content-Length") if response.headers else None
+            received = 0
             with open(tmp, "wb") as out:
                 while chunk := response.read(1 << 20):
                     digest.update(chunk)
                     out.write(chunk)
+                    received += len(chunk)
+            # urllib returns a short body without complaint when the
+            # connection drops; the declared length catches that.
+            if expected is not None and received != int(expected):
+                raise DownloadError(
+                    f"could not download {url}: connection closed after {received} of "
+                    f"{expected} bytes"
+                )
             if sha256 is not None and digest.hexdigest() != sha256.lower():
                 raise DownloadError(
                     f"checksum mismatch for {url}: got sha256 {digest.hexdigest()}, "

@@ -10,7 +10,6 @@ sentences therefore cost short batches instead of `max_length` columns.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -102,21 +101,6 @@ def compute_class_weight(labels: np.ndarray, num_classes: int | None = None) -> 
     return {c: (len(labels) / (present * counts[c]) if counts[c] else 0.0) for c in range(k)}
 
 
-def bucket_boundaries(lengths: np.ndarray, num_buckets: int = 8, multiple_of: int = 8) -> list[int]:
-    """Bucket boundaries at length quantiles, rounded to `multiple_of`.
-
-    Bucket i takes rows with boundaries[i-1] <= length < boundaries[i], so a
-    boundary of q + 1 closes a bucket whose padded width is q.
-    """
-    if len(lengths) == 0 or num_buckets < 2:
-        return []
-    m = max(1, multiple_of)
-    qs = np.quantile(lengths, np.linspace(0, 1, num_buckets + 1)[1:-1])
-    widths = sorted({int(math.ceil(q / m) * m) for q in qs})
-    top = int(lengths.max())
-    return [w + 1 for w in widths if w < top]
-
-
 def _sample_weights(labels: np.ndarray, class_weight: str | Mapping[int, float]) -> np.ndarray:
     if isinstance(class_weight, str):
         if class_weight != "balanced":
@@ -136,7 +120,7 @@ def make_tf_dataset(
     shuffle: bool = False,
     seed: int | None = None,
     bucket: bool | None = None,
-    num_buckets: int = 8,
+    pool_batches: int = 64,
     pad_to_multiple_of: int | None = 8,
     fixed_length: bool = False,
     class_weight: str | Mapping[int, float] | None = None,
@@ -146,7 +130,11 @@ def make_tf_dataset(
     """Batches of `(features, labels[, sample_weights])`, or `features` without labels.
 
     - `shuffle` reshuffles every epoch from `seed`.
-    - `bucket` groups rows of similar length before batching; it defaults to
+    - `bucket` batches rows of similar length together: the shuffled rows
+      are cut into pools of `pool_batches * batch_size`, each pool is sorted
+      by length and cut into batches, and the batches are shuffled again.
+      Every batch stays full (unlike per-length buckets), so the number of
+      batches per epoch is fixed and Keras knows it. `bucket` defaults to
       `shuffle` because it reorders rows, which `predict` must not do.
     - Each batch is padded to its longest row, rounded up to
       `pad_to_multiple_of` (never beyond the encoding's `max_length`); with
@@ -187,6 +175,14 @@ def make_tf_dataset(
     if shuffle:
         # Shuffling row numbers is cheap, so the buffer can hold the whole set.
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if bucket:
+        lengths = tf.constant(encoded.lengths)
+        pool = max(1, pool_batches) * batch_size
+
+        def sort_by_length(rows):
+            return tf.gather(rows, tf.argsort(tf.gather(lengths, rows), stable=True))
+
+        ds = ds.batch(pool).map(sort_by_length).unbatch()
     ds = ds.map(row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     if fixed_length:
@@ -194,29 +190,21 @@ def make_tf_dataset(
         padded = shapes if not extras else (shapes, *([] for _ in extras))
         ds = ds.padded_batch(batch_size, padded_shapes=padded, drop_remainder=drop_remainder)
     else:
-        boundaries = bucket_boundaries(encoded.lengths, num_buckets, pad_to_multiple_of or 1)
-        if bucket and boundaries:
-            ds = ds.bucket_by_sequence_length(
-                lambda *xs: tf.shape(_features(xs)["input_word_ids"])[0],
-                bucket_boundaries=boundaries,
-                bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-                drop_remainder=drop_remainder,
-            )
-        else:
-            ds = ds.padded_batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.padded_batch(batch_size, drop_remainder=drop_remainder)
         if pad_to_multiple_of and pad_to_multiple_of > 1:
             ds = ds.map(
                 _round_up_fn(pad_to_multiple_of, encoded.max_length),
                 num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True,
             )
+    if bucket:
+        # Within a pool the batches come out shortest first; mix them.
+        ds = ds.shuffle(max(1, pool_batches), seed=seed, reshuffle_each_iteration=True)
+    num_batches = n // batch_size if drop_remainder else -(-n // batch_size)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds
-
-
-def _features(xs: tuple) -> dict:
-    return xs[0] if isinstance(xs[0], dict) else xs[0][0]
 
 
 def _round_up_fn(multiple: int, cap: int):
