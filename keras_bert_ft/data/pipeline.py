@@ -153,50 +153,54 @@ def make_tf_dataset(
     words = tf.constant(encoded.word_ids, dtype=tf.int32)
     types = tf.constant(encoded.type_ids, dtype=tf.int32)
     splits = tf.constant(encoded.row_splits, dtype=tf.int64)
+    lengths = tf.constant(encoded.lengths.astype(np.int32))
     extras = []
     if labels is not None:
         extras.append(tf.constant(np.asarray(labels)))
     if class_weight is not None:
         extras.append(tf.constant(_sample_weights(np.asarray(labels), class_weight)))
+    multiple = max(1, pad_to_multiple_of or 1)
+    cap = encoded.max_length
 
-    def row(i):
-        start, stop = splits[i], splits[i + 1]
-        ids = words[start:stop]
+    def make_batch(rows):
+        # One vectorised gather per batch (not one op per row): the rows
+        # come out of the ragged arrays padded to the batch's own width.
+        longest = tf.reduce_max(tf.gather(lengths, rows))
+        if fixed_length:
+            width = tf.constant(cap, tf.int32)
+        else:
+            width = tf.maximum(
+                tf.minimum((longest + multiple - 1) // multiple * multiple, cap), longest
+            )
+        shape = tf.stack([tf.shape(rows, out_type=tf.int32)[0], width])
+
+        def take(flat):
+            ragged = tf.RaggedTensor.from_row_splits(flat, splits, validate=False)
+            return tf.gather(ragged, rows).to_tensor(shape=shape)
+
+        mask = tf.sequence_mask(tf.gather(lengths, rows), maxlen=width, dtype=tf.int32)
         features = {
-            "input_word_ids": ids,
-            "input_mask": tf.ones_like(ids),
-            "input_type_ids": types[start:stop],
+            "input_word_ids": take(words),
+            "input_mask": mask,
+            "input_type_ids": take(types),
         }
         if not extras:
             return features
-        return (features, *(t[i] for t in extras))
+        return (features, *(tf.gather(t, rows) for t in extras))
 
     ds = tf.data.Dataset.range(n)
     if shuffle:
         # Shuffling row numbers is cheap, so the buffer can hold the whole set.
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     if bucket:
-        lengths = tf.constant(encoded.lengths)
         pool = max(1, pool_batches) * batch_size
 
         def sort_by_length(rows):
             return tf.gather(rows, tf.argsort(tf.gather(lengths, rows), stable=True))
 
         ds = ds.batch(pool).map(sort_by_length).unbatch()
-    ds = ds.map(row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-    if fixed_length:
-        shapes = {k: [encoded.max_length] for k in FEATURES}
-        padded = shapes if not extras else (shapes, *([] for _ in extras))
-        ds = ds.padded_batch(batch_size, padded_shapes=padded, drop_remainder=drop_remainder)
-    else:
-        ds = ds.padded_batch(batch_size, drop_remainder=drop_remainder)
-        if pad_to_multiple_of and pad_to_multiple_of > 1:
-            ds = ds.map(
-                _round_up_fn(pad_to_multiple_of, encoded.max_length),
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True,
-            )
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if bucket:
         # Within a pool the batches come out shortest first; mix them.
         ds = ds.shuffle(max(1, pool_batches), seed=seed, reshuffle_each_iteration=True)
@@ -205,19 +209,6 @@ def make_tf_dataset(
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds
-
-
-def _round_up_fn(multiple: int, cap: int):
-    def pad(*xs):
-        features = xs[0]
-        length = tf.shape(features["input_word_ids"])[1]
-        target = tf.minimum((length + multiple - 1) // multiple * multiple, max(cap, 1))
-        target = tf.maximum(target, length)
-        paddings = [[0, 0], [0, target - length]]
-        features = {k: tf.pad(v, paddings) for k, v in features.items()}
-        return features if len(xs) == 1 else (features, *xs[1:])
-
-    return pad
 
 
 def make_dataset(
