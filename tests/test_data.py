@@ -364,6 +364,13 @@ def test_length_statistics_accepts_three_tokenizer_kinds():
     assert stats.summary()["max"] == 12
 
 
+def test_length_histogram_png(tmp_path):
+    stats = length_statistics(["a b", "a b c d", "a"] * 10, str.split, percentile=90)
+    png = stats.save_png(tmp_path / "lengths.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["lengths.png"]
+
+
 def test_length_statistics_with_the_real_tokenizer(data_dir, vocab_file):
     tok = real_tokenizer(str(vocab_file))
     dev = load_dataset("sst2", "validation", data_dir=data_dir, download=False)
@@ -696,6 +703,12 @@ def test_pipeline_with_the_real_tokenizer_feeds_model_fit(data_dir, vocab_file):
     ds = dataset_from(part, tok, batch_size=32, max_length=64, shuffle=True, seed=0)
     features, y = next(iter(ds))
     assert features["input_word_ids"].shape[1] % 8 == 0
+    # In order (no shuffle), the batches hold exactly the tokenizer's own encoding.
+    in_order = dataset_from(part, tok, batch_size=16, max_length=64, pad_to_multiple_of=None)
+    first, _ = next(iter(in_order))
+    direct = tok.encode_batch(part.texts[:16], pairs=part.pairs[:16], max_length=64)
+    for key, value in direct.items():
+        np.testing.assert_array_equal(first[key].numpy(), value)
     assert features["input_type_ids"].numpy().max() == 1  # second segment present
     assert features["input_word_ids"].numpy()[:, 0].tolist() == [101] * len(y)  # [CLS]
     # The batches are exactly what model.fit expects.

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from keras_bert_ft.atomic import atomic_path
 
 # [CLS] text [SEP], and [CLS] a [SEP] b [SEP].
 _SPECIAL_SINGLE = 2
@@ -122,6 +126,22 @@ class LengthStats:
             f"(truncates {s['truncated_fraction']:.1%} of {s['count']} rows; max {s['max']})"
         )
         return "\n".join(rows)
+
+    def save_png(self, path: str | os.PathLike, title: str = "token lengths") -> Path:
+        """The histogram as a PNG, with the suggested max_length marked; written atomically."""
+        from matplotlib.figure import Figure  # no pyplot: headless, no global state
+
+        fig = Figure(figsize=(6, 4), dpi=100)
+        ax = fig.subplots()
+        ax.stairs(self.counts, self.bin_edges, fill=True)
+        ax.axvline(self.suggested_max_length, color="red", linestyle="--")
+        ax.set_xlabel(f"tokens (p{self.percentile:g} -> max_length {self.suggested_max_length})")
+        ax.set_ylabel("rows")
+        ax.set_title(title)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+        return Path(path)
 
 
 def length_statistics(
