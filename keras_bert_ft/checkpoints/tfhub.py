@@ -59,6 +59,18 @@ class HubEncoderLayer(keras.layers.TFSMLayer):
                  **kwargs):
         super().__init__(filepath, call_endpoint=call_endpoint, trainable=trainable, **kwargs)
 
+    def _add_existing_weight(self, weight):
+        # TFSMLayer keeps the ":0" of TF variable names, which optimizers reject
+        # when they name their slot variables; track the same variable under a clean name.
+        variable = keras.Variable(
+            initializer=weight,
+            trainable=weight.trainable,
+            dtype=weight.dtype,
+            shape=weight.shape,
+            name=weight.name.split(":")[0].replace("/", "_"),
+        )
+        self._track_variable(variable)
+
     def call(self, inputs, training=False):
         inputs = {n: keras.ops.cast(inputs[n], "int32") for n in INPUT_NAMES}
         return self.call_endpoint_fn(inputs, training=bool(training))
