@@ -431,3 +431,13 @@ def test_hub_handle_failure_says_what_to_do(monkeypatch):
         warnings.simplefilter("ignore")
         with pytest.raises(OSError, match="pass its local directory"):
             keras_bert_ft.load_pretrained("https://127.0.0.1:9/tensorflow/bert_en_uncased_L-2")
+
+
+def test_tfhub_vocab_mismatch_is_an_error(tmp_path):
+    path = tiny_hf_dir(tmp_path / "m")
+    encoder = keras_bert_ft.load_pretrained(path)[0]
+    save_tfhub(encoder, str(tmp_path / "hub"), str(path / "vocab.txt"))
+    vocab = tmp_path / "hub" / "assets" / "vocab.txt"
+    vocab.write_text(vocab.read_text() + "extra\n")
+    with pytest.raises(ValueError, match="has 41 tokens but the word embedding matrix has 40"):
+        keras_bert_ft.load_pretrained(tmp_path / "hub")

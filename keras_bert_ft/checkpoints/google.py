@@ -37,7 +37,11 @@ def is_google_dir(path: str) -> bool:
 
 
 def read_google_config(path: str) -> BertConfig:
-    return BertConfig.from_json_file(os.path.join(path, "bert_config.json"), fmt="google")
+    config = BertConfig.from_json_file(os.path.join(path, "bert_config.json"), fmt="google")
+    # Google's releases say "cased" in the directory name (cased_L-12_H-768_A-12).
+    name = os.path.basename(os.path.abspath(path)).lower()
+    config.do_lower_case = not ("cased" in name and "uncased" not in name)
+    return config
 
 
 def load_google(path: str, encoder) -> str | None:

@@ -144,9 +144,10 @@ def load_tfhub(path: str, num_layers: int | None = None):
     if config is None:
         config = infer_hub_config(model, vocab, do_lower_case)
     config.do_lower_case = do_lower_case
-    word_embeddings = [v for v in model.weights if tuple(v.shape)[:1] == (config.vocab_size,)]
-    if vocab is not None and not word_embeddings:
-        check_vocab(vocab, -1)  # no table with one row per token: report the mismatch
+    # The word embedding table is the weight named so (Model Garden and this package).
+    tables = [w for w in model.weights if "word_embeddings" in w.name and len(w.shape) == 2]
+    if tables:
+        check_vocab(vocab, int(tables[0].shape[0]))
     return model, vocab, config
 
 
