@@ -96,8 +96,8 @@ class PyTokenizer {
                                              std::move(unk_token), std::move(special_tokens),
                                              std::move(continuation_prefix))) {}
 
-  // Ids and code point spans of one text, without special tokens.
-  py::tuple Encode(const py::handle& text) const {
+  // Ids (and code point spans, when asked) of one text, without special tokens.
+  py::tuple Encode(const py::handle& text, bool offsets) const {
     std::string storage;
     const std::string_view view = OneText(text, &storage);
     std::vector<int32_t> ids;
@@ -106,15 +106,16 @@ class PyTokenizer {
     {
       py::gil_scoped_release release;
       kbf::Scratch scratch;
-      ok = core_.Encode(view, &ids, &spans, &scratch);
+      ok = core_.Encode(view, &ids, offsets ? &spans : nullptr, &scratch);
     }
     if (!ok) {
       throw py::value_error("text is not valid UTF-8 (byte " +
                             std::to_string(kbf::utf8::FindInvalid(view)) + ")");
     }
-    py::list offsets;
-    for (const kbf::Span& s : spans) offsets.append(py::make_tuple(s.begin, s.end));
-    return py::make_tuple(py::cast(ids), offsets);
+    if (!offsets) return py::make_tuple(py::cast(ids), py::none());
+    py::list spans_out;
+    for (const kbf::Span& s : spans) spans_out.append(py::make_tuple(s.begin, s.end));
+    return py::make_tuple(py::cast(ids), spans_out);
   }
 
   py::list Tokenize(const py::handle& text) const {
@@ -225,7 +226,7 @@ PYBIND11_MODULE(_wordpiece, m) {
            py::arg("tokens"), py::arg("lowercase"), py::arg("strip_accents"),
            py::arg("max_input_chars_per_word"), py::arg("unk_token"), py::arg("special_tokens"),
            py::arg("continuation_prefix"))
-      .def("encode", &PyTokenizer::Encode, py::arg("text"))
+      .def("encode", &PyTokenizer::Encode, py::arg("text"), py::arg("offsets"))
       .def("tokenize", &PyTokenizer::Tokenize, py::arg("text"))
       .def("encode_batch", &PyTokenizer::EncodeBatch, py::arg("texts"), py::arg("pairs"),
            py::arg("max_length"), py::arg("truncation"), py::arg("pad_to_max_length"),

@@ -136,11 +136,11 @@ class WordPieceTokenizer:
 
     def token_ids(self, text: TextInput) -> list[int]:
         """Wordpiece ids of `text`, without special tokens."""
-        return self._core.encode(text)[0]
+        return self._core.encode(text, False)[0]
 
     def token_ids_and_offsets(self, text: TextInput) -> tuple[list[int], list[tuple[int, int]]]:
         """Wordpiece ids of `text` and each one's (start, end) character span in it."""
-        ids, offsets = self._core.encode(text)
+        ids, offsets = self._core.encode(text, True)
         return ids, offsets
 
     def encode(
