@@ -191,10 +191,14 @@ def test_tfhub_round_trip(minilm, tfhub_dir, sentences):
     assert len(model.trainable_weights) == 103
 
 
-def test_tfhub_plain_hub_load(minilm, tfhub_dir, sentences):
-    hub = pytest.importorskip(
-        "tensorflow_hub", reason="tensorflow_hub 0.16 needs pkg_resources (setuptools<81)")
-    obj = hub.load(str(tfhub_dir))
+@pytest.mark.parametrize("loader", ["tf.saved_model.load", "tensorflow_hub.load"])
+def test_tfhub_plain_load(loader, minilm, tfhub_dir, sentences):
+    if loader == "tensorflow_hub.load":
+        hub = pytest.importorskip(
+            "tensorflow_hub", reason="tensorflow_hub 0.16 needs pkg_resources (setuptools<81)")
+        obj = hub.load(str(tfhub_dir))
+    else:  # what hub.load does for a local directory
+        obj = tf.saved_model.load(str(tfhub_dir))
     out = obj(sentences, training=False)
     assert set(out) >= {"sequence_output", "pooled_output", "encoder_outputs", "default"}
     got = {k: out[k].numpy() for k in KEYS}
