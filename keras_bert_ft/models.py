@@ -1,0 +1,315 @@
+"""`BertClassifier`: a BERT encoder with a classification or regression head.
+
+The model takes the three id tensors of the encoder (`input_word_ids`,
+`input_mask`, `input_type_ids`), so sentence pairs need nothing special here:
+the tokenizer packs them as `[CLS] a [SEP] b [SEP]` with segment ids.
+
+The label names and the tokenizer (its settings in the config, its vocabulary
+as an asset file) travel with the model, so a reloaded `.keras` file can turn
+raw text into label strings on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from keras_bert_ft.layers.encoder import INPUT_NAMES
+
+POOLINGS = ("pooled", "cls", "mean")
+
+
+@keras.saving.register_keras_serializable(package="keras_bert_ft")
+class MaskedMeanPooling(keras.layers.Layer):
+    """Mean of `sequence_output` over the real (mask = 1) positions."""
+
+    def call(self, sequence, input_mask):
+        m = keras.ops.cast(keras.ops.expand_dims(input_mask, -1), sequence.dtype)
+        total = keras.ops.sum(sequence * m, axis=1)
+        count = keras.ops.maximum(keras.ops.sum(m, axis=1), 1.0)
+        return total / count
+
+    def compute_output_shape(self, sequence_shape, input_mask_shape):
+        return (sequence_shape[0], sequence_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="keras_bert_ft")
+class FirstToken(keras.layers.Layer):
+    """The raw `[CLS]` vector: position 0 of `sequence_output`, without the pooler."""
+
+    def call(self, sequence):
+        return sequence[:, 0, :]
+
+    def compute_output_shape(self, sequence_shape):
+        return (sequence_shape[0], sequence_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="keras_bert_ft")
+class BertClassifier(keras.Model):
+    """A classifier (or regressor) over a BERT encoder.
+
+    Args:
+      encoder: a `BertEncoder` (or any Keras model with the TF-Hub BERT inputs
+        and outputs, e.g. from `load_pretrained`).
+      num_classes: number of classes; 0 for a regression head (one linear output).
+      pooling: "pooled" (the encoder's dense+tanh pooler over `[CLS]`), "cls"
+        (the raw `[CLS]` vector) or "mean" (mean over real tokens; the natural
+        choice for sentence-transformer weights such as all-MiniLM-L6-v2).
+      hidden_units: sizes of an optional MLP between the pooled vector and the output.
+      hidden_activation: activation of that MLP.
+      dropout: dropout rate before each dense layer of the head.
+      binary_sigmoid: with `num_classes=2`, one sigmoid unit instead of a 2-way softmax.
+      multi_label: independent sigmoid per class (targets are 0/1 vectors).
+      train_encoder_layers: None trains everything; 0 freezes the whole encoder
+        (only the head trains); N trains the top N transformer layers (and the
+        pooler) and freezes the embeddings and all lower layers.
+      label_names: class names in index order, kept with the model.
+      tokenizer: a `WordPieceTokenizer`; its settings and vocabulary are saved
+        with the model.
+      max_length, truncation: how texts are encoded for this model.
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        num_classes: int,
+        *,
+        pooling: str = "pooled",
+        hidden_units: Sequence[int] = (),
+        hidden_activation: str = "gelu",
+        dropout: float = 0.1,
+        binary_sigmoid: bool = False,
+        multi_label: bool = False,
+        train_encoder_layers: int | None = None,
+        label_names: Sequence[str] | None = None,
+        tokenizer=None,
+        tokenizer_config: dict | None = None,
+        max_length: int = 128,
+        truncation: str = "longest_first",
+        name: str = "bert_classifier",
+        **kwargs,
+    ):
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if num_classes < 0 or num_classes == 1:
+            raise ValueError(
+                f"num_classes must be 0 (regression) or at least 2, got {num_classes}"
+            )
+        if binary_sigmoid and num_classes != 2:
+            raise ValueError("binary_sigmoid needs num_classes=2")
+        if multi_label and num_classes < 2:
+            raise ValueError("multi_label needs num_classes >= 2")
+        if label_names is not None and len(label_names) != num_classes:
+            raise ValueError(f"{len(label_names)} label names for {num_classes} classes")
+
+        inputs = {n: keras.Input(shape=(None,), dtype="int32", name=n) for n in INPUT_NAMES}
+        outputs = encoder(inputs)
+        if pooling == "pooled":
+            x = outputs["pooled_output"]
+        elif pooling == "cls":
+            x = FirstToken(name="cls_token")(outputs["sequence_output"])
+        else:
+            x = MaskedMeanPooling(name="mean_pooling")(
+                outputs["sequence_output"], inputs["input_mask"]
+            )
+        for i, units in enumerate(hidden_units):
+            x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
+            x = keras.layers.Dense(units, activation=hidden_activation, name=f"head_hidden_{i}")(x)
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+        head_type = _head_type(num_classes, binary_sigmoid, multi_label)
+        units = 1 if head_type in ("binary", "regression") else num_classes
+        # Outputs stay float32 under mixed precision: stable losses and exports.
+        logits = keras.layers.Dense(units, name="logits", dtype="float32")(x)
+        activation = {"softmax": "softmax", "regression": "linear"}.get(head_type, "sigmoid")
+        probs = keras.layers.Activation(activation, name="scores", dtype="float32")(logits)
+        super().__init__(inputs=inputs, outputs=probs, name=name, **kwargs)
+
+        self.encoder = encoder
+        self.num_classes = int(num_classes)
+        self.pooling = pooling
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.hidden_activation = hidden_activation
+        self.dropout = float(dropout)
+        self.binary_sigmoid = bool(binary_sigmoid)
+        self.multi_label = bool(multi_label)
+        self.head_type = head_type
+        self.label_names = None if label_names is None else tuple(str(n) for n in label_names)
+        self.tokenizer = tokenizer
+        self.tokenizer_config = dict(
+            tokenizer.get_config() if tokenizer is not None else tokenizer_config or {}
+        )
+        self.max_length = int(max_length)
+        self.truncation = truncation
+        self.train_encoder_layers = None
+        self.set_encoder_trainable(train_encoder_layers)
+
+    # ------------------------------------------------------------------ freezing
+    def encoder_layer_groups(self) -> list[list[keras.layers.Layer]]:
+        """The encoder's layers from bottom to top: [embeddings], [block 0], ..., [pooler].
+
+        Raises for encoders that do not expose their blocks (e.g. a TF-Hub layer).
+        """
+        enc = self.encoder
+        if not all(hasattr(enc, a) for a in ("embeddings", "blocks", "pooler")):
+            raise ValueError(
+                f"{type(enc).__name__} does not expose its transformer layers; only "
+                "train_encoder_layers=None (everything) or 0 (frozen) work with it"
+            )
+        return [[enc.embeddings], *([b] for b in enc.blocks), [enc.pooler]]
+
+    def set_encoder_trainable(self, train_encoder_layers: int | None) -> None:
+        """Choose what trains: None everything, 0 only the head, N the top N layers + head.
+
+        Call `compile` again after changing it (Keras fixes the trainable set at compile).
+        """
+        enc = self.encoder
+        if train_encoder_layers is None:
+            enc.trainable = True
+            for layer in enc.layers:
+                layer.trainable = True
+        elif train_encoder_layers == 0:
+            enc.trainable = False
+        else:
+            groups = self.encoder_layer_groups()
+            blocks = groups[1:-1]
+            if not 0 < train_encoder_layers <= len(blocks):
+                raise ValueError(
+                    f"train_encoder_layers={train_encoder_layers}, but the encoder has "
+                    f"{len(blocks)} layers"
+                )
+            if enc.config.share_layers:
+                raise ValueError("with shared layers, train all layers (None) or none (0)")
+            enc.trainable = True
+            first_trained = len(blocks) - train_encoder_layers
+            groups[0][0].trainable = False
+            for i, (block,) in enumerate(blocks):
+                block.trainable = i >= first_trained
+            groups[-1][0].trainable = True
+        if self.pooling != "pooled" and hasattr(enc, "pooler"):
+            # The pooler gets no gradient when the head does not read it.
+            enc.pooler.trainable = False
+        self.train_encoder_layers = train_encoder_layers
+
+    def layerwise_lr_multipliers(self, decay: float) -> list[tuple[keras.Variable, float]]:
+        """Learning-rate factors for layer-wise decay, as (variable, factor) pairs.
+
+        The head and the pooler get 1; transformer block i of L gets
+        `decay ** (L - i)`; the embeddings get `decay ** (L + 1)`. Feed the
+        result to `keras_bert_ft.training.AdamW(lr_multipliers=...)`.
+        """
+        if not 0 < decay <= 1:
+            raise ValueError(f"layer-wise decay must be in (0, 1], got {decay}")
+        groups = self.encoder_layer_groups()
+        depth = len(groups) - 2  # transformer blocks
+        factors: dict[int, tuple[keras.Variable, float]] = {}
+        for level, group in enumerate(groups[:-1]):
+            for layer in group:
+                for v in layer.trainable_weights:
+                    factors[id(v)] = (v, decay ** (depth + 1 - level))
+        return [factors.get(id(v), (v, 1.0)) for v in self.trainable_weights]
+
+    # ------------------------------------------------------------------ texts
+    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> dict:
+        """Tokenize texts (and pairs) with the model's own tokenizer and settings."""
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer; pass tokenizer= when building it")
+        return self.tokenizer.encode_batch(
+            list(texts), pairs=None if pairs is None else list(pairs),
+            max_length=self.max_length, truncation=self.truncation,
+        )  # fmt: skip
+
+    def predict_texts(
+        self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 32
+    ) -> np.ndarray:
+        """Scores for raw texts: class probabilities, sigmoid scores, or regression values."""
+        from keras_bert_ft.data.pipeline import make_dataset
+
+        ds = make_dataset(
+            list(texts), None, self.tokenizer, pairs=None if pairs is None else list(pairs),
+            max_length=self.max_length, truncation=self.truncation, batch_size=batch_size,
+        )  # fmt: skip
+        return self.predict(ds, verbose=0)
+
+    def predict_labels(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list:
+        """Label names (or numbers for regression) for raw texts."""
+        from keras_bert_ft.reports import predictions_to_classes
+
+        scores = self.predict_texts(texts, pairs)
+        if self.head_type == "regression":
+            return scores[:, 0].tolist()
+        if self.head_type == "multi_label":
+            return [[self._name(j) for j in np.flatnonzero(row >= 0.5)] for row in scores]
+        return [self._name(i) for i in predictions_to_classes(scores)]
+
+    def _name(self, i: int) -> str:
+        return self.label_names[int(i)] if self.label_names else str(int(i))
+
+    # ------------------------------------------------------------------ training defaults
+    def default_loss(self) -> keras.losses.Loss:
+        """The loss that matches the head."""
+        return {
+            "softmax": keras.losses.SparseCategoricalCrossentropy(),
+            "binary": keras.losses.BinaryCrossentropy(),
+            "multi_label": keras.losses.BinaryCrossentropy(),
+            "regression": keras.losses.MeanSquaredError(),
+        }[self.head_type]
+
+    def default_metrics(self) -> list:
+        return {
+            "softmax": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            "binary": [keras.metrics.BinaryAccuracy(name="accuracy")],
+            "multi_label": [keras.metrics.BinaryAccuracy(name="accuracy")],
+            "regression": [keras.metrics.MeanAbsoluteError(name="mae")],
+        }[self.head_type]
+
+    # ------------------------------------------------------------------ saving
+    def get_config(self) -> dict:
+        return {
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "num_classes": self.num_classes,
+            "pooling": self.pooling,
+            "hidden_units": list(self.hidden_units),
+            "hidden_activation": self.hidden_activation,
+            "dropout": self.dropout,
+            "binary_sigmoid": self.binary_sigmoid,
+            "multi_label": self.multi_label,
+            "train_encoder_layers": self.train_encoder_layers,
+            "label_names": None if self.label_names is None else list(self.label_names),
+            "tokenizer_config": self.tokenizer_config,
+            "max_length": self.max_length,
+            "truncation": self.truncation,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(
+            config["encoder"], custom_objects=custom_objects
+        )
+        return cls(**config)
+
+    def save_assets(self, dir_path: str) -> None:
+        # The vocabulary goes into the .keras archive next to the weights.
+        if self.tokenizer is not None:
+            with open(f"{dir_path}/vocab.txt", "w", encoding="utf-8") as f:
+                f.write("\n".join(self.tokenizer.get_vocab()) + "\n")
+
+    def load_assets(self, dir_path: str) -> None:
+        import os
+
+        from keras_bert_ft.tokenization import WordPieceTokenizer
+
+        path = os.path.join(dir_path, "vocab.txt")
+        if os.path.exists(path):
+            self.tokenizer = WordPieceTokenizer(path, **self.tokenizer_config)
+
+
+def _head_type(num_classes: int, binary_sigmoid: bool, multi_label: bool) -> str:
+    if num_classes == 0:
+        return "regression"
+    if multi_label:
+        return "multi_label"
+    return "binary" if binary_sigmoid else "softmax"

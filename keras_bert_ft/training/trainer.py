@@ -1,0 +1,145 @@
+"""`fit` helpers: compile a classifier for fine-tuning, build the callbacks,
+train with resume, and evaluate into a `ClassificationReport`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_bert_ft.reports import ClassificationReport, classification_report
+from keras_bert_ft.training.checkpointing import (
+    EpochCheckpoint,
+    latest_checkpoint,
+    restore_checkpoint,
+)
+from keras_bert_ft.training.optimizers import create_optimizer
+
+
+def compile_classifier(
+    model,
+    *,
+    total_steps: int,
+    learning_rate: float = 5e-5,
+    warmup_ratio: float = 0.1,
+    weight_decay: float = 0.01,
+    clipnorm: float | None = 1.0,
+    layer_decay: float | None = None,
+    loss=None,
+    metrics: Sequence | None = None,
+    jit_compile: bool = False,
+) -> None:
+    """Compile `model` (a `BertClassifier`) with AdamW and the warm-up/decay schedule.
+
+    `layer_decay` (e.g. 0.9) gives lower encoder layers smaller learning
+    rates. The loss and metrics default to the ones matching the head. Call
+    it inside `strategy.scope()` when training with a strategy, and after
+    choosing what is frozen.
+    """
+    multipliers = model.layerwise_lr_multipliers(layer_decay) if layer_decay else None
+    optimizer = create_optimizer(
+        learning_rate, total_steps, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
+        clipnorm=clipnorm, lr_multipliers=multipliers,
+    )  # fmt: skip
+    model.compile(
+        optimizer=optimizer,
+        loss=loss if loss is not None else model.default_loss(),
+        metrics=list(metrics) if metrics is not None else model.default_metrics(),
+        jit_compile=jit_compile,
+    )
+
+
+def make_callbacks(
+    *,
+    checkpoint_dir: str | os.PathLike | None = None,
+    tensorboard_dir: str | os.PathLike | None = None,
+    early_stopping_patience: int | None = None,
+    monitor: str = "val_accuracy",
+    restore_best_weights: bool = True,
+    save: bool = True,
+    keep_checkpoints: int = 2,
+) -> list[keras.callbacks.Callback]:
+    """Epoch checkpoints, TensorBoard logs and early stopping, as asked.
+
+    Early stopping watches `monitor` ("val_loss" is minimised, anything else
+    maximised) and, with `restore_best_weights`, ends with the best epoch's weights.
+    """
+    callbacks: list[keras.callbacks.Callback] = []
+    if checkpoint_dir is not None:
+        callbacks.append(EpochCheckpoint(checkpoint_dir, keep=keep_checkpoints, save=save))
+    if tensorboard_dir is not None and save:
+        callbacks.append(keras.callbacks.TensorBoard(str(tensorboard_dir), update_freq="epoch"))
+    if early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                mode="min" if monitor.endswith("loss") else "max",
+                patience=early_stopping_patience,
+                restore_best_weights=restore_best_weights,
+                verbose=1,
+            )
+        )
+    return callbacks
+
+
+def fit_with_resume(
+    model,
+    train_data,
+    *,
+    epochs: int,
+    validation_data=None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    verbose: int | str = "auto",
+    **fit_kwargs,
+) -> keras.callbacks.History | None:
+    """`model.fit`, first restoring the latest checkpoint in `checkpoint_dir` if any.
+
+    Training continues at the epoch after the checkpoint with the saved
+    optimizer state (so the step count and learning rate carry on). Returns
+    None when the checkpoint already covers all `epochs`.
+    """
+    initial_epoch = 0
+    if resume and checkpoint_dir is not None:
+        latest = latest_checkpoint(checkpoint_dir)
+        if latest is not None:
+            state = restore_checkpoint(model, latest)
+            initial_epoch = int(state["epoch"])
+            if verbose:
+                print(
+                    f"Resuming from {latest} (epoch {initial_epoch}, "
+                    f"step {state['iterations']})",
+                    flush=True,
+                )
+    if initial_epoch >= epochs:
+        return None
+    # A tf.data pipeline shuffles itself; Keras only warns about its own flag.
+    fit_kwargs.setdefault("shuffle", False)
+    return model.fit(
+        train_data,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        validation_data=validation_data,
+        callbacks=list(callbacks),
+        verbose=verbose,
+        **fit_kwargs,
+    )
+
+
+def evaluate_report(
+    model, features, labels: np.ndarray, label_names: Sequence[str] | None = None
+) -> ClassificationReport:
+    """Predict on `features` (a dataset without labels, in row order) and report
+    against `labels`. `label_names` defaults to the model's."""
+    scores = model.predict(features, verbose=0)
+    names = label_names if label_names is not None else getattr(model, "label_names", None)
+    return classification_report(np.asarray(labels), scores, names)
+
+
+def save_report(report: ClassificationReport, directory: str | os.PathLike, extra=None) -> dict:
+    """Write metrics.json, report.txt and confusion_matrix.png into `directory`."""
+    return report.save(Path(directory), extra=extra)
