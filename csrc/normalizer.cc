@@ -34,6 +34,8 @@ const AsciiTable& Ascii() {
   return table;
 }
 
+}  // namespace
+
 bool IsAscii(std::string_view text) {
   const char* p = text.data();
   size_t n = text.size();
@@ -51,6 +53,8 @@ bool IsAscii(std::string_view text) {
   }
   return (any_high & 0x8080808080808080ULL) == 0;
 }
+
+namespace {
 
 // A code point of the normalized text and the input code point it came from.
 struct Char {
@@ -85,9 +89,9 @@ void CanonicalOrder(std::vector<Char>* chars) {
 BasicTokenizer::BasicTokenizer(bool lowercase, bool strip_accents)
     : lowercase_(lowercase), strip_accents_(strip_accents) {}
 
-void BasicTokenizer::Split(std::string_view text, uint32_t origin, bool track_origins,
-                           Words* out) const {
-  if (IsAscii(text)) {
+void BasicTokenizer::Split(std::string_view text, bool ascii, uint32_t origin,
+                           bool track_origins, Words* out) const {
+  if (ascii) {
     SplitAscii(text, origin, track_origins, out);
   } else {
     SplitUnicode(text, origin, track_origins, out);
@@ -98,33 +102,37 @@ void BasicTokenizer::SplitAscii(std::string_view text, uint32_t origin, bool tra
                                 Words* out) const {
   const AsciiTable& table = Ascii();
   std::string& buffer = out->text;
+  const size_t base = buffer.size();
+  buffer.resize(base + text.size());  // the words never outgrow their text
+  char* const start = buffer.data();
+  char* write = start + base;
   bool in_word = false;
-  auto close_word = [&]() {
-    if (in_word) out->ends.push_back(static_cast<uint32_t>(buffer.size()));
-    in_word = false;
-  };
+  auto end_here = [&]() { out->ends.push_back(static_cast<uint32_t>(write - start)); };
   for (size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
     switch (table.cls[c]) {
       case kDrop:
         break;
       case kSpace:
-        close_word();
+        if (in_word) end_here();
+        in_word = false;
         break;
       case kPunct:
-        close_word();
-        buffer.push_back(static_cast<char>(c));
+        if (in_word) end_here();
+        in_word = false;
+        *write++ = static_cast<char>(c);
         if (track_origins) out->origins.push_back(origin + static_cast<uint32_t>(i));
-        out->ends.push_back(static_cast<uint32_t>(buffer.size()));
+        end_here();
         break;
       case kKeep:
-        buffer.push_back(lowercase_ ? table.lower[c] : static_cast<char>(c));
+        *write++ = lowercase_ ? table.lower[c] : static_cast<char>(c);
         if (track_origins) out->origins.push_back(origin + static_cast<uint32_t>(i));
         in_word = true;
         break;
     }
   }
-  close_word();
+  if (in_word) end_here();
+  buffer.resize(static_cast<size_t>(write - start));
 }
 
 void BasicTokenizer::SplitUnicode(std::string_view text, uint32_t origin, bool track_origins,

@@ -24,13 +24,18 @@ struct Words {
   uint32_t Begin(size_t i) const { return i == 0 ? 0 : ends[i - 1]; }
 };
 
+// True when every byte is below 0x80.
+bool IsAscii(std::string_view text);
+
 class BasicTokenizer {
  public:
   BasicTokenizer(bool lowercase, bool strip_accents);
 
   // Appends the words of `text`, which must be valid UTF-8, to `out`. `origin`
-  // is the code point index of text[0] in the caller's whole input.
-  void Split(std::string_view text, uint32_t origin, bool track_origins, Words* out) const;
+  // is the code point index of text[0] in the caller's whole input; `ascii`
+  // says that every byte of `text` is below 0x80.
+  void Split(std::string_view text, bool ascii, uint32_t origin, bool track_origins,
+             Words* out) const;
 
  private:
   void SplitAscii(std::string_view text, uint32_t origin, bool track_origins, Words* out) const;

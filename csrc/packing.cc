@@ -73,8 +73,9 @@ size_t ParallelFor(size_t n, size_t threads,
 
 namespace {
 
-// The tokens of one chunk of examples.
-struct Chunk {
+// The tokens of one chunk of examples. Aligned so that threads growing their
+// own vectors never share a cache line.
+struct alignas(128) Chunk {
   std::vector<int32_t> ids;   // each example's first then second segment
   std::vector<Span> spans;    // parallel to ids when offsets are wanted
   BatchError error;

@@ -1,6 +1,7 @@
 #include "wordpiece.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <utility>
 
@@ -23,6 +24,11 @@ Tokenizer::Tokenizer(std::vector<std::string> vocab_tokens, TokenizerOptions opt
     specials_.push_back({s, id});
     special_first_byte_[static_cast<unsigned char>(s[0])] = true;
   }
+  for (const Special& s : specials_) {
+    const int first = static_cast<unsigned char>(s.text[0]);
+    single_first_byte_ = (single_first_byte_ == -1 || single_first_byte_ == first) ? first : -2;
+  }
+  if (single_first_byte_ < 0) single_first_byte_ = -1;
   std::stable_sort(specials_.begin(), specials_.end(), [](const Special& a, const Special& b) {
     return a.text.size() > b.text.size();
   });
@@ -40,7 +46,8 @@ size_t Tokenizer::MatchSpecial(std::string_view text, size_t pos, int32_t* id) c
 
 bool Tokenizer::Encode(std::string_view text, std::vector<int32_t>* ids, std::vector<Span>* spans,
                        Scratch* scratch) const {
-  if (utf8::FindInvalid(text) != std::string_view::npos) return false;
+  const bool ascii = IsAscii(text);
+  if (!ascii && utf8::FindInvalid(text) != std::string_view::npos) return false;
   const bool track = spans != nullptr;
   Words& words = scratch->words;
   size_t start = 0;       // start of the current plain-text span
@@ -49,14 +56,21 @@ bool Tokenizer::Encode(std::string_view text, std::vector<int32_t>* ids, std::ve
     if (end > start) {
       const std::string_view part = text.substr(start, end - start);
       words.Clear();
-      basic_.Split(part, origin, track, &words);
+      basic_.Split(part, ascii, origin, track, &words);
       EncodeWords(words, ids, spans);
       if (track) origin += static_cast<uint32_t>(utf8::CountCodePoints(part));
     }
   };
   if (!specials_.empty()) {
     for (size_t pos = 0; pos < text.size(); ++pos) {
-      if (!special_first_byte_[static_cast<unsigned char>(text[pos])]) continue;
+      if (single_first_byte_ >= 0) {
+        // All special tokens start alike (BERT's '['): let memchr find candidates.
+        const void* hit = std::memchr(text.data() + pos, single_first_byte_, text.size() - pos);
+        if (hit == nullptr) break;
+        pos = static_cast<size_t>(static_cast<const char*>(hit) - text.data());
+      } else if (!special_first_byte_[static_cast<unsigned char>(text[pos])]) {
+        continue;
+      }
       int32_t id;
       const size_t length = MatchSpecial(text, pos, &id);
       if (length == 0) continue;

@@ -63,6 +63,7 @@ class Tokenizer {
   int32_t unk_id_;
   std::vector<Special> specials_;  // longest first
   bool special_first_byte_[256] = {};
+  int single_first_byte_ = -1;  // the first byte shared by all specials, or -1
 };
 
 }  // namespace kbf
