@@ -38,7 +38,7 @@ test-all: $(EXT_STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(EXT_STAMP)
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH)
 
 lint: $(STAMP)
 	$(PY) -m ruff check keras_bert_ft tests bench tools
