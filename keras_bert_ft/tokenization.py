@@ -194,7 +194,8 @@ class WordPieceTokenizer:
             return_offsets: also return character offsets.
         """
         if truncation not in TRUNCATION_STRATEGIES:
-            raise ValueError(f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
+            raise ValueError(
+                f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
         if padding not in PADDING_MODES:
             raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
         if isinstance(max_length, bool) or not isinstance(max_length, int | np.integer):

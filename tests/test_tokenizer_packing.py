@@ -154,7 +154,8 @@ def test_empty_batch(tokenizer):
 
 
 def test_special_tokens_are_never_split(tokenizer):
-    assert tokenizer.tokenize("a[SEP]b [MASK] [sep]") == ["a", "[SEP]", "b", "[MASK]", "[", "sep", "]"]
+    tokens = tokenizer.tokenize("a[SEP]b [MASK] [sep]")
+    assert tokens == ["a", "[SEP]", "b", "[MASK]", "[", "sep", "]"]
 
 
 def test_decode_round_trip(tokenizer):
