@@ -123,13 +123,13 @@ def restore_checkpoint(model: keras.Model, checkpoint: str | os.PathLike) -> dic
     Call it inside the strategy scope the model was built in.
     """
     path = Path(checkpoint)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
     model.load_weights(str(path / WEIGHTS_FILE))
     state = read_state(path)
     opt_file = path / OPTIMIZER_FILE
-    optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and opt_file.is_file():
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
         with np.load(opt_file) as data:
             values = [data[k] for k in sorted(data.files)]
         if len(values) != len(optimizer.variables):

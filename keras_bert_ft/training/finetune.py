@@ -1,0 +1,229 @@
+"""`finetune`: the whole recipe from labelled `TextDataset`s to a trained,
+saved and evaluated `BertClassifier`. The CLI and the benchmarks use it; the
+plain-Keras way (load_pretrained, BertClassifier, compile_classifier, fit) is
+what it does inside."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_bert_ft.atomic import atomic_write
+from keras_bert_ft.data.pipeline import dataset_from
+from keras_bert_ft.data.readers import TextDataset
+from keras_bert_ft.reports import ClassificationReport
+from keras_bert_ft.training.strategies import get_strategy, is_chief, set_precision
+from keras_bert_ft.training.trainer import (
+    compile_classifier,
+    evaluate_report,
+    fit_with_resume,
+    make_callbacks,
+)
+
+
+@dataclass
+class FinetuneSettings:
+    """Everything that decides a fine-tuning run (defaults: the BERT recipe)."""
+
+    model: str = "all-minilm-l6-v2"
+    num_layers: int | None = None
+    pooling: str = "mean"
+    hidden_units: tuple[int, ...] = ()
+    dropout: float = 0.1
+    binary_sigmoid: bool = False
+    train_encoder_layers: int | None = None  # None all, 0 frozen encoder, N top N
+    layer_decay: float | None = None
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    epochs: int = 3
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    clipnorm: float | None = 1.0
+    max_length: int = 128
+    truncation: str = "longest_first"
+    class_weight: str | None = None
+    precision: str = "float32"
+    strategy: str = "auto"
+    seed: int = 0
+    early_stopping_patience: int | None = None
+    monitor: str = "val_accuracy"
+    output_dir: str | None = None
+    resume: bool = True
+    jit_compile: bool = False
+    verbose: int | str = 1
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden_units"] = list(self.hidden_units)
+        return d
+
+
+@dataclass
+class FinetuneResult:
+    model: keras.Model
+    history: dict
+    report: ClassificationReport | None
+    train_seconds: float
+    train_examples_seen: int
+    output_dir: Path | None
+
+
+def build_classifier(settings: FinetuneSettings, label_names, strategy=None):
+    """Load the pretrained encoder and wrap it in a compiled-ready `BertClassifier`."""
+    from keras_bert_ft.checkpoints import load_pretrained
+    from keras_bert_ft.models import BertClassifier
+
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        encoder, tokenizer, _ = load_pretrained(settings.model, num_layers=settings.num_layers)
+        if tokenizer is None:
+            raise ValueError(f"{settings.model} has no vocabulary; cannot tokenize texts")
+        model = BertClassifier(
+            encoder,
+            len(label_names),
+            pooling=settings.pooling,
+            hidden_units=settings.hidden_units,
+            dropout=settings.dropout,
+            binary_sigmoid=settings.binary_sigmoid,
+            train_encoder_layers=settings.train_encoder_layers,
+            label_names=list(label_names),
+            tokenizer=tokenizer,
+            max_length=settings.max_length,
+            truncation=settings.truncation,
+        )
+    return model, tokenizer
+
+
+def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """`model.save` into a temporary folder, then rename: never a half-written .keras file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save(tmp / target.name)
+        os.replace(tmp / target.name, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
+    # The pipeline reads in-memory arrays, not files: shard batches across workers.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def finetune(
+    train: TextDataset,
+    validation: TextDataset | None = None,
+    test: TextDataset | None = None,
+    settings: FinetuneSettings | None = None,
+    log=print,
+) -> FinetuneResult:
+    """Fine-tune on `train`, validate each epoch on `validation`, report on `test`
+    (or on `validation` when there is no test set).
+
+    With `settings.output_dir`, writes `checkpoints/` (one per epoch, resumed
+    from automatically), `logs/` (TensorBoard), `model.keras`, `labels.json`
+    and `report/` (metrics.json, report.txt, confusion_matrix.png).
+    """
+    s = settings or FinetuneSettings()
+    if train.labels is None or train.label_vocab is None:
+        raise ValueError("the training data has no labels")
+    keras.utils.set_random_seed(s.seed)
+    set_precision(s.precision)
+    strategy = get_strategy(s.strategy)
+    chief = is_chief()
+    out = Path(s.output_dir) if s.output_dir else None
+    label_names = train.label_vocab.names
+
+    model, tokenizer = build_classifier(s, label_names, strategy)
+    log(
+        f"Model: {s.model} ({model.encoder.count_params():,} encoder parameters, "
+        f"{sum(int(np.prod(v.shape)) for v in model.trainable_weights):,} trainable), "
+        f"pooling={s.pooling}, fine-tune={_mode(s.train_encoder_layers)}, "
+        f"strategy={type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)"
+    )
+    kw = dict(max_length=s.max_length, truncation=s.truncation, batch_size=s.batch_size)
+    train_ds = dataset_from(train, tokenizer, shuffle=True, seed=s.seed,
+                            class_weight=s.class_weight, **kw)  # fmt: skip
+    val_ds = dataset_from(validation, tokenizer, **kw) if validation is not None else None
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        train_ds = _shard_by_data(train_ds)
+        val_ds = _shard_by_data(val_ds) if val_ds is not None else None
+    steps_per_epoch = math.ceil(len(train) / s.batch_size)
+    with strategy.scope():
+        compile_classifier(
+            model, total_steps=steps_per_epoch * s.epochs, learning_rate=s.learning_rate,
+            warmup_ratio=s.warmup_ratio, weight_decay=s.weight_decay, clipnorm=s.clipnorm,
+            layer_decay=s.layer_decay, jit_compile=s.jit_compile,
+        )  # fmt: skip
+    monitor = s.monitor if val_ds is not None else s.monitor.removeprefix("val_")
+    callbacks = make_callbacks(
+        checkpoint_dir=out / "checkpoints" if out else None,
+        tensorboard_dir=out / "logs" if out else None,
+        early_stopping_patience=s.early_stopping_patience,
+        monitor=monitor,
+        save=chief,
+    )
+    log(
+        f"Training: {len(train):,} examples, {steps_per_epoch} steps/epoch x {s.epochs} "
+        f"epochs, batch {s.batch_size}, lr {s.learning_rate:g}"
+        + (f", validation {len(validation):,}" if validation is not None else "")
+    )
+    start_iter = 0
+    start = time.perf_counter()
+    with strategy.scope():
+        history = fit_with_resume(
+            model, train_ds, epochs=s.epochs, validation_data=val_ds, callbacks=callbacks,
+            checkpoint_dir=out / "checkpoints" if out else None, resume=s.resume,
+            verbose=s.verbose,
+        )  # fmt: skip
+    seconds = time.perf_counter() - start
+    steps_run = len(history.epoch) * steps_per_epoch if history is not None else start_iter
+    log(f"Trained in {seconds:.1f} s ({steps_run * s.batch_size / max(seconds, 1e-9):.1f} "
+        "examples/s)")  # fmt: skip
+
+    report = None
+    eval_set = test if test is not None else validation
+    if eval_set is not None:
+        features = dataset_from(
+            TextDataset(eval_set.texts, eval_set.pairs, None, None), tokenizer, **kw
+        )
+        report = evaluate_report(model, features, eval_set.labels, label_names)
+    if out is not None and chief:
+        save_model(model, out / "model.keras")
+        train.label_vocab.save(out / "labels.json")
+        atomic_write(out / "settings.json", json.dumps(s.to_dict(), indent=2) + "\n")
+        if report is not None:
+            report.save(out / "report", extra={"settings": s.to_dict(),
+                                               "evaluated_on": eval_set.source})  # fmt: skip
+    return FinetuneResult(
+        model=model,
+        history=history.history if history is not None else {},
+        report=report,
+        train_seconds=seconds,
+        train_examples_seen=steps_run * s.batch_size,
+        output_dir=out,
+    )
+
+
+def _mode(train_encoder_layers: int | None) -> str:
+    if train_encoder_layers is None:
+        return "all layers"
+    if train_encoder_layers == 0:
+        return "frozen encoder"
+    return f"top {train_encoder_layers} layers"
