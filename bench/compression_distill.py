@@ -1,0 +1,90 @@
+"""Distillation on SST-2: a k-layer student from the 6-layer teacher.
+
+Usage: python bench/compression_distill.py [--layers 3] [--train-size 8000] [--epochs 2]
+Needs the teacher from bench/_sst2_teacher.py (same --train-size). Reports dev
+accuracy of teacher, the truncated student before distillation and after,
+and batch-1 latency (median over dev sentences, real lengths, taken in turns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _compression_common as common
+import numpy as np
+from results_io import write_result
+
+from keras_bert_ft.compression.distillation import distill, make_student
+from keras_bert_ft.data import load_dataset
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--train-size", type=int, default=8000)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--latency-examples", type=int, default=300)
+    a = p.parse_args()
+    start = time.perf_counter()
+    splits = load_dataset("sst2")
+    train = common_subset(splits["train"], a.train_size)
+    dev = splits["validation"]
+    teacher = common.load_teacher()
+    x_dev = teacher.encode(dev.texts)
+    teacher_acc = common.accuracy(teacher.predict(x_dev, batch_size=64, verbose=0), dev.labels)
+    truncated_acc = common.accuracy(
+        make_student(teacher, num_layers=a.layers).predict(x_dev, batch_size=64, verbose=0),
+        dev.labels)  # fmt: skip
+    t = time.perf_counter()
+    student, history = distill(teacher, train, dev, num_layers=a.layers, epochs=a.epochs,
+                               temperature=a.temperature, alpha=a.alpha)  # fmt: skip
+    train_seconds = time.perf_counter() - t
+    student_acc = common.accuracy(student.predict(x_dev, batch_size=64, verbose=0), dev.labels)
+    examples = [common.rows(x_dev, i) for i in range(min(a.latency_examples, len(dev)))]
+    ms = common.interleaved_latency_ms(
+        {"teacher": common.compiled(teacher), "student": common.compiled(student)}, examples)
+    payload = {
+        "train_subset": f"first {len(train)} of {len(splits['train'])} SST-2 train rows",
+        "teacher": {"layers": teacher.encoder.config.num_layers, "dev_accuracy": teacher_acc,
+                    "batch1_ms": ms["teacher"]},
+        "student": {"layers": a.layers, "dev_accuracy": student_acc, "batch1_ms": ms["student"],
+                    "dev_accuracy_before_distillation": truncated_acc},
+        "settings": {"temperature": a.temperature, "alpha": a.alpha, "epochs": a.epochs},
+        "history": {k: [float(v) for v in vs] for k, vs in history.items()},
+        "accuracy_kept": student_acc / teacher_acc,
+        "speedup_batch1": ms["teacher"] / ms["student"],
+        "distill_seconds": train_seconds,
+        "wall_seconds": time.perf_counter() - start,
+        "latency_examples": len(examples),
+    }
+    md = (
+        f"Teacher: all-MiniLM-L6-v2 (6 layers) fine-tuned on {payload['train_subset']} "
+        "(bench/_sst2_teacher.py, 2 epochs). Student: the teacher's first "
+        f"{a.layers} layers + head, distilled on the same rows (T={a.temperature}, "
+        f"alpha={a.alpha}, {a.epochs} epochs, {train_seconds:.0f} s). Dev: {len(dev)} rows.\n\n"
+        "| model | layers | SST-2 dev accuracy | batch-1 latency (median ms) |\n"
+        "| --- | ---: | ---: | ---: |\n"
+        f"| teacher | {payload['teacher']['layers']} | {teacher_acc:.4f} | {ms['teacher']:.2f} |\n"
+        f"| student before distillation | {a.layers} | {truncated_acc:.4f} | |\n"
+        f"| student | {a.layers} | {student_acc:.4f} | {ms['student']:.2f} |\n\n"
+        f"Accuracy kept: {payload['accuracy_kept']:.1%}; speed-up at batch 1: "
+        f"{payload['speedup_batch1']:.2f}x (over {len(examples)} dev sentences at their real "
+        f"length, teacher and student timed in turns). Wall time: "
+        f"{payload['wall_seconds']:.0f} s on a 2-core CPU shared with other jobs."
+    )
+    write_result(f"compression_distill_{a.layers}layer", payload, md)
+    print(md)
+
+
+def common_subset(data, n):
+    from _sst2_teacher import subset
+
+    return subset(data, n)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()

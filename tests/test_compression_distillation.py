@@ -1,0 +1,93 @@
+"""Distillation: the student starts from the teacher's layers and learns its soft targets."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from _tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
+
+from keras_bert_ft.compression.distillation import (
+    Distiller,
+    make_student,
+    soft_target_loss,
+    truncate_encoder,
+)
+from keras_bert_ft.config import BertConfig
+from keras_bert_ft.models import BertClassifier
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    tok = tiny_tokenizer()
+    encoder = tiny_encoder(seed=1, num_layers=3, hidden_dropout=0.0, attention_dropout=0.0)
+    model = BertClassifier(encoder, 2, pooling="mean", dropout=0.0, tokenizer=tok,
+                           max_length=16, label_names=["neg", "pos"])  # fmt: skip
+    # A random head is nearly uniform; a larger one gives confident, varied targets.
+    kernel = model.get_layer("logits").kernel
+    kernel.assign(kernel * 20.0)
+    return model
+
+
+def _features(model):
+    texts, labels = texts_and_labels(8)
+    return model.encode(texts), np.asarray(labels)
+
+
+def test_truncated_encoder_copies_the_first_layers(teacher):
+    x, _ = _features(teacher)
+    student = truncate_encoder(teacher.encoder, 2)
+    assert student.config.num_layers == 2
+    want = teacher.encoder(x)["encoder_outputs"][1]
+    np.testing.assert_allclose(student(x)["sequence_output"], want, atol=1e-5)
+
+
+def test_full_depth_student_equals_teacher(teacher):
+    x, _ = _features(teacher)
+    student = make_student(teacher, num_layers=3)
+    np.testing.assert_allclose(student.predict(x, verbose=0), teacher.predict(x, verbose=0),
+                               atol=1e-5)  # fmt: skip
+
+
+def test_narrow_student_from_config(teacher):
+    config = BertConfig(num_layers=1, hidden_size=16, num_heads=2, intermediate_size=32,
+                        max_position_embeddings=64)  # fmt: skip
+    student = make_student(teacher, config=config)
+    x, _ = _features(teacher)
+    assert student.predict(x, verbose=0).shape == (16, 2)
+    with pytest.raises(ValueError, match="exactly one"):
+        make_student(teacher)
+
+
+def test_soft_target_loss_is_zero_for_equal_logits():
+    z = np.array([[1.0, -2.0], [0.5, 0.5]], np.float32)
+    np.testing.assert_allclose(soft_target_loss(z, z, 3.0), [0.0, 0.0], atol=1e-6)
+    assert float(soft_target_loss(z, -z, 1.0)[0]) > 0
+
+
+def test_distillation_lowers_the_students_loss_against_the_teacher(teacher):
+    x, y = _features(teacher)
+    keras.utils.set_random_seed(0)
+    config = teacher.encoder.config.replace(num_layers=1, hidden_size=16, intermediate_size=32)
+    student = make_student(teacher, config=config)  # random: far from the teacher at first
+    distiller = Distiller(student, teacher, temperature=2.0, alpha=0.0)
+    assert not any(w is t for w in distiller.trainable_weights for t in teacher.weights)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    before = distiller.distillation_loss(x)
+    teacher_weights = [w.numpy().copy() for w in teacher.weights]
+    history = distiller.fit(x, y, epochs=15, batch_size=8, verbose=0)
+    after = distiller.distillation_loss(x)
+    assert after < 0.5 * before, (before, after)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    for w, old in zip(teacher.weights, teacher_weights, strict=True):
+        np.testing.assert_array_equal(w.numpy(), old)  # the teacher stays frozen
+
+
+def test_distiller_config_round_trip(teacher):
+    d = Distiller(make_student(teacher, num_layers=1), teacher, temperature=3.0, alpha=0.25)
+    again = Distiller.from_config(d.get_config())
+    assert (again.temperature, again.alpha) == (3.0, 0.25)
+    assert again.student.encoder.config.num_layers == 1
+    with pytest.raises(ValueError, match="temperature"):
+        Distiller(d.student, teacher, temperature=0)
