@@ -160,7 +160,14 @@ class ServingTokenizer(tf.Module):
 
     def _token_ids(self, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Flat wordpiece ids of all texts, each id's text index, and each text's count."""
-        decoded = tf.strings.unicode_decode(texts, "UTF-8", errors="strict")
+        # Invalid UTF-8 is refused, as by the C++ core, naming the rows: a text is
+        # valid when its decoding (bad bytes replaced) encodes back to itself.
+        decoded = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")
+        valid = tf.equal(tf.strings.unicode_encode(decoded, "UTF-8"), texts)
+        check = tf.debugging.Assert(tf.reduce_all(valid), [
+            "input text is not valid UTF-8; rows:", tf.where(tf.logical_not(valid))[:5, 0]])
+        with tf.control_dependencies([check]):
+            decoded = tf.identity(decoded)
         nrows = decoded.nrows(out_type=tf.int64)
         cps, rows = decoded.values, decoded.value_rowids()
         cps, rows = self._mark_specials(cps, rows, decoded.row_limits())

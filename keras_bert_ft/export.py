@@ -1,0 +1,231 @@
+"""Export a classifier for TF Serving: raw text in, labels out, the training ids.
+
+`export_for_serving` writes `<export_dir>/<version>/`, the layout TF Serving
+polls (`--model_base_path=<export_dir>`), atomically: the SavedModel is built
+in a hidden temporary folder beside the versions and renamed into place, and
+an existing version is never replaced. The SavedModel has two signatures:
+
+- `serving_default`: `text` (and `text_pair` for pair models), 1-D strings;
+  tokenized in the graph by `ServingTokenizer` (the C++ tokenizer's ids).
+- `serve_ids`: `input_word_ids`, `input_mask`, `input_type_ids` (int32, 2-D).
+
+Both return `probabilities` (the model's scores), `label_id` and `label`.
+`assets/` holds `vocab.txt` and `labels.txt`; `assets.extra/` holds
+`tf_serving_warmup_requests` (PredictionLog records TF Serving runs at load).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import tensorflow as tf
+
+from keras_bert_ft.serving_tokenizer import ServingTokenizer
+from keras_bert_ft.tokenization import WordPieceTokenizer
+
+TEXT_SIGNATURE = "serving_default"
+IDS_SIGNATURE = "serve_ids"
+ID_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+WARMUP_FILE = "tf_serving_warmup_requests"
+DEFAULT_WARMUP_TEXTS = ("a short example sentence.", "")
+
+
+class ServingModule(tf.Module):
+    """The classifier, its in-graph tokenizer and label names, with serving signatures."""
+
+    def __init__(self, model, tokenizer: WordPieceTokenizer, serving_tokenizer: ServingTokenizer,
+                 label_names: Sequence[str], pairs: bool, assets: dict[str, str]) -> None:
+        super().__init__(name="keras_bert_ft_serving")
+        self.model = model
+        self.tokenizer = serving_tokenizer
+        self.pairs = pairs
+        self.num_outputs = int(model.outputs[0].shape[-1])
+        self.binary = self.num_outputs == 1
+        self.label_names = tf.constant(list(label_names), tf.string)
+        self.vocab_asset = tf.saved_model.Asset(assets["vocab.txt"])
+        self.labels_asset = tf.saved_model.Asset(assets["labels.txt"])
+        text = tf.TensorSpec([None], tf.string, name="text")
+        if pairs:
+            pair = tf.TensorSpec([None], tf.string, name="text_pair")
+            self.serve_text = tf.function(self._serve_pairs, input_signature=[text, pair])
+        else:
+            self.serve_text = tf.function(self._serve_texts, input_signature=[text])
+        ids = [tf.TensorSpec([None, None], tf.int32, name=n) for n in ID_INPUTS]
+        self.serve_ids = tf.function(self._serve_ids, input_signature=ids)
+
+    def _serve_texts(self, text):
+        return self._classify(self.tokenizer(text))
+
+    def _serve_pairs(self, text, text_pair):
+        return self._classify(self.tokenizer(text, text_pair))
+
+    def _serve_ids(self, input_word_ids, input_mask, input_type_ids):
+        return self._classify(dict(input_word_ids=input_word_ids, input_mask=input_mask,
+                                   input_type_ids=input_type_ids))
+
+    def _classify(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        batch = tf.shape(inputs["input_word_ids"])[0]
+        # An empty batch gets an empty answer without running the encoder on no rows.
+        scores = tf.cond(
+            batch > 0,
+            lambda: tf.cast(self.model(inputs, training=False), tf.float32),
+            lambda: tf.zeros([0, self.num_outputs], tf.float32))
+        if self.binary:
+            label_id = tf.cast(scores[:, 0] >= 0.5, tf.int64)
+        else:
+            label_id = tf.argmax(scores, axis=-1)
+        return {"probabilities": scores, "label_id": label_id,
+                "label": tf.gather(self.label_names, label_id)}
+
+
+def next_version(export_dir: str | os.PathLike) -> int:
+    """One more than the highest numeric version folder under `export_dir` (1 if none)."""
+    path = Path(export_dir)
+    versions = [int(p.name) for p in path.iterdir() if p.name.isdigit()] if path.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def model_label_names(model, label_names: Sequence[str] | None) -> list[str]:
+    """Label strings in id order: given, the model's own, or the ids as text."""
+    names = label_names if label_names is not None else getattr(model, "label_names", None)
+    count = int(model.outputs[0].shape[-1])
+    count = 2 if count == 1 else count  # one sigmoid unit: labels 0 and 1
+    if names is None:
+        return [str(i) for i in range(count)]
+    if len(names) != count:
+        raise ValueError(f"{len(names)} label names for a model with {count} classes")
+    return [str(n) for n in names]
+
+
+def export_for_serving(
+    model,
+    tokenizer: WordPieceTokenizer | None = None,
+    export_dir: str | os.PathLike = "saved_models/model",
+    version: int | None = None,
+    *,
+    pairs: bool = False,
+    label_names: Sequence[str] | None = None,
+    max_length: int | None = None,
+    truncation: str | None = None,
+    warmup_texts: Sequence[str] | None = None,
+) -> Path:
+    """Write a TF Serving SavedModel of `model` to `<export_dir>/<version>/`; return that path.
+
+    Args:
+        model: a Keras model taking the three id inputs (e.g. `BertClassifier`)
+            and returning class scores (softmax, or one sigmoid unit).
+        tokenizer: the training tokenizer; defaults to `model.tokenizer`.
+        export_dir: the model's base path (`saved_models/<name>`).
+        version: the version number; default one more than the highest there.
+            An existing version is never overwritten (`FileExistsError`).
+        pairs: the model classifies sentence pairs (`text` + `text_pair`).
+        label_names: label strings by id; default `model.label_names`.
+        max_length, truncation: tokenization; default the model's own, else 128
+            and "longest_first".
+        warmup_texts: texts for the warm-up requests.
+    """
+    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError("pass the tokenizer: the model has none")
+    max_length = max_length or getattr(model, "max_length", None) or 128
+    truncation = truncation or getattr(model, "truncation", None) or "longest_first"
+    names = model_label_names(model, label_names)
+    base = Path(export_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    if version is not None and (int(version) < 1 or (base / str(int(version))).exists()):
+        raise FileExistsError(f"{base / str(version)} exists (or is not a positive number); "
+                              "versions are never overwritten")
+
+    # A hidden name: TF Serving only loads folders whose names are numbers.
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=base))
+    try:
+        staging = tmp / "staging"
+        staging.mkdir()
+        (staging / "vocab.txt").write_text("\n".join(tokenizer.get_vocab()) + "\n", "utf-8")
+        (staging / "labels.txt").write_text("\n".join(names) + "\n", "utf-8")
+        serving_tokenizer = ServingTokenizer(tokenizer, max_length=max_length,
+                                             truncation=truncation)
+        module = ServingModule(
+            model, tokenizer, serving_tokenizer, names, pairs,
+            {name: str(staging / name) for name in ("vocab.txt", "labels.txt")})
+        saved = tmp / "model"
+        tf.saved_model.save(module, str(saved), signatures={
+            TEXT_SIGNATURE: module.serve_text.get_concrete_function(),
+            IDS_SIGNATURE: module.serve_ids.get_concrete_function(),
+        })
+        texts = list(warmup_texts or DEFAULT_WARMUP_TEXTS)
+        inputs = {"text": texts}
+        if pairs:
+            inputs["text_pair"] = texts[::-1]
+        extra = saved / "assets.extra"
+        extra.mkdir()
+        write_warmup_requests(extra / WARMUP_FILE, base.name, TEXT_SIGNATURE, [inputs])
+        return _publish(saved, base, version)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(saved: Path, base: Path, version: int | None) -> Path:
+    """Rename the finished SavedModel to its version folder; never replace one."""
+    while True:
+        number = int(version) if version is not None else next_version(base)
+        target = base / str(number)
+        if target.exists():
+            if version is not None:
+                raise FileExistsError(f"{target} exists; versions are never overwritten")
+            continue
+        try:
+            # os.rename replaces only an empty folder, and a live version is never empty.
+            os.rename(saved, target)
+            return target
+        except OSError as err:
+            if version is not None or err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            # Another export took this number first: take the next one.
+
+
+# -- warm-up requests ----------------------------------------------------------
+# tensorflow_serving.apis may not be installed, so the PredictionLog records are
+# encoded by hand from the field numbers of tensorflow_serving/apis/
+# prediction_log.proto (PredictionLog.predict_log = 6; PredictLog.request = 1),
+# predict.proto (PredictRequest.model_spec = 1, inputs = 2) and model.proto
+# (ModelSpec.name = 1, signature_name = 3). TensorProto comes from TensorFlow.
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def prediction_log(model_name: str, signature: str, inputs: dict[str, Sequence[str]]) -> bytes:
+    """A serialized `tensorflow.serving.PredictionLog` holding one PredictRequest."""
+    spec = _field(1, model_name.encode()) + _field(3, signature.encode())
+    request = _field(1, spec)
+    for name, values in inputs.items():
+        tensor = tf.make_tensor_proto([v.encode("utf-8") for v in values], dtype=tf.string)
+        entry = _field(1, name.encode()) + _field(2, tensor.SerializeToString())
+        request += _field(2, entry)
+    return _field(6, _field(1, request))
+
+
+def write_warmup_requests(path: str | os.PathLike, model_name: str, signature: str,
+                          requests: Sequence[dict[str, Sequence[str]]]) -> Path:
+    """Write `assets.extra/tf_serving_warmup_requests`: a TFRecord of PredictionLogs."""
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for inputs in requests:
+            writer.write(prediction_log(model_name, signature, inputs))
+    return Path(path)

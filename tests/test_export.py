@@ -1,0 +1,269 @@
+"""TF Serving export: a fresh TensorFlow process serves the same probabilities.
+
+The exports are of all-MiniLM-L6-v2 with a classification head, one for
+single texts (SST-2) and one for pairs (MRPC). A subprocess that imports only
+tensorflow and tensorflow_text loads each and must match `model.predict` on
+200 real examples; it also feeds bad input. The graph's ops are checked
+against the TF Serving allow-list, `saved_model_cli` must read the export, and
+the warm-up records must parse as PredictionLog protos.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_bert_ft.export import (
+    IDS_SIGNATURE,
+    TEXT_SIGNATURE,
+    WARMUP_FILE,
+    export_for_serving,
+    next_version,
+)
+from keras_bert_ft.serving_ops import TF_TEXT_SERVING_OPS, saved_model_ops, unsupported_ops
+
+sys.path.insert(0, str(Path(__file__).parent))
+import corpora  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+N = 200
+
+# Runs in a fresh interpreter: TensorFlow and tensorflow-text only.
+SERVE_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the WordPiece kernels)
+
+path, request_file, out_file = sys.argv[1:4]
+request = json.load(open(request_file))
+serve = tf.saved_model.load(path).signatures["serving_default"]
+inputs = {k: tf.constant(v, tf.string) for k, v in request.items()}
+result = {"probabilities": serve(**inputs)["probabilities"].numpy().tolist()}
+
+def attempt(name, **kwargs):
+    try:
+        out = serve(**kwargs)
+        result[name] = {"ok": True, "shape": list(out["probabilities"].shape),
+                        "labels": [x.decode() for x in out["label"].numpy()]}
+    except Exception as err:  # the answer is an error: record what kind
+        result[name] = {"ok": False, "type": type(err).__name__, "message": str(err)}
+
+def strings(values):
+    args = {"text": tf.constant(values, tf.string)}
+    if "text_pair" in request:
+        args["text_pair"] = tf.constant(values, tf.string)
+    return args
+
+attempt("empty_string", **strings([""]))
+attempt("long_text", **strings(["word " * 20000]))
+attempt("empty_batch", **strings([]))
+attempt("invalid_utf8", **strings([b"\xff\xfe"]))
+wrong = {k: tf.constant([1, 2]) for k in strings([]).keys()}
+attempt("wrong_dtype", **wrong)
+result["imported_keras_bert_ft"] = any(m.startswith("keras_bert_ft") for m in sys.modules)
+json.dump(result, open(out_file, "w"))
+"""
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    import keras
+
+    from keras_bert_ft.checkpoints import load_pretrained
+    from keras_bert_ft.models import BertClassifier
+
+    encoder, tokenizer, _ = load_pretrained("all-minilm-l6-v2")
+    keras.utils.set_random_seed(7)
+    return encoder, tokenizer, BertClassifier
+
+
+@pytest.fixture(scope="module")
+def single(minilm, data_dir, tmp_path_factory):
+    encoder, tokenizer, classifier = minilm
+    model = classifier(encoder, 2, label_names=["negative", "positive"], tokenizer=tokenizer,
+                       max_length=128, pooling="mean")
+    texts = corpora.sst2_sentences(data_dir, "dev")[:N]
+    base = tmp_path_factory.mktemp("exports") / "sst2"
+    path = export_for_serving(model, tokenizer, base)
+    return model, tokenizer, path, {"text": texts}
+
+
+@pytest.fixture(scope="module")
+def paired(minilm, data_dir, tmp_path_factory):
+    encoder, tokenizer, classifier = minilm
+    model = classifier(encoder, 3, label_names=["entailment", "neutral", "contradiction"],
+                       tokenizer=tokenizer, max_length=64, truncation="ratio")
+    premises, hypotheses = corpora.mrpc_pairs(data_dir, "dev")
+    base = tmp_path_factory.mktemp("exports") / "mrpc"
+    path = export_for_serving(model, tokenizer, base, pairs=True)
+    return model, tokenizer, path, {"text": premises[:N], "text_pair": hypotheses[:N]}
+
+
+def serve_in_fresh_process(path: Path, request: dict, tmp_path: Path) -> dict:
+    request_file, out_file = tmp_path / "request.json", tmp_path / "out.json"
+    request_file.write_text(json.dumps(request))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(path), str(request_file),
+                    str(out_file)], check=True, env=env, timeout=300)
+    return json.loads(out_file.read_text())
+
+
+@pytest.mark.parametrize("which", ["single", "paired"])
+def test_fresh_process_matches_model_predict(which, request, tmp_path):
+    model, tokenizer, path, inputs = request.getfixturevalue(which)
+    result = serve_in_fresh_process(path, inputs, tmp_path)
+    assert not result["imported_keras_bert_ft"]
+    encoded = tokenizer.encode_batch(inputs["text"], inputs.get("text_pair"),
+                                     max_length=model.max_length, truncation=model.truncation)
+    expected = model.predict(encoded, verbose=0)
+    got = np.asarray(result["probabilities"])
+    assert got.shape == (N, expected.shape[1])
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+    # Bad input: a valid answer or a clear error, never a crash of the process.
+    assert result["empty_string"]["ok"] and result["empty_string"]["shape"][0] == 1
+    assert result["long_text"]["ok"] and result["long_text"]["shape"][0] == 1
+    assert result["empty_batch"]["ok"] and result["empty_batch"]["shape"][0] == 0
+    assert not result["invalid_utf8"]["ok"]
+    assert "not valid UTF-8" in result["invalid_utf8"]["message"]
+    assert not result["wrong_dtype"]["ok"]
+    assert "string" in result["wrong_dtype"]["message"]
+
+
+def test_id_signature_matches_text_signature(paired):
+    model, tokenizer, path, inputs = paired
+    loaded = tf.saved_model.load(str(path))
+    texts, pairs = inputs["text"][:16], inputs["text_pair"][:16]
+    by_text = loaded.signatures[TEXT_SIGNATURE](text=tf.constant(texts),
+                                                text_pair=tf.constant(pairs))
+    encoded = tokenizer.encode_batch(texts, pairs, max_length=64, truncation="ratio")
+    by_ids = loaded.signatures[IDS_SIGNATURE](**{k: tf.constant(v) for k, v in encoded.items()})
+    np.testing.assert_allclose(by_ids["probabilities"], by_text["probabilities"], atol=1e-6)
+    assert by_ids["label"].numpy().tolist() == by_text["label"].numpy().tolist()
+    names = ["entailment", "neutral", "contradiction"]
+    want = [names[i].encode() for i in np.argmax(by_ids["probabilities"], axis=1)]
+    assert by_text["label"].numpy().tolist() == want
+
+
+def test_ops_are_linked_by_tf_serving(single, paired):
+    for _, _, path, _ in (single, paired):
+        assert unsupported_ops(path) == []
+        assert "FastWordpieceTokenizeWithOffsets" in saved_model_ops(path)
+    assert "FastWordpieceTokenizeWithOffsets" in TF_TEXT_SERVING_OPS
+
+
+def test_unsupported_ops_are_reported(tmp_path):
+    class WithPyFunc(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def f(self, x):
+            return tf.numpy_function(lambda v: v, [x], tf.float32)
+
+    tf.saved_model.save(WithPyFunc(), str(tmp_path / "m"))
+    assert unsupported_ops(tmp_path / "m") == ["PyFunc"]
+
+
+def test_saved_model_cli_reads_the_export(paired):
+    out = subprocess.run([str(VENV_BIN / "saved_model_cli"), "show", "--dir", str(paired[2]),
+                          "--all"], capture_output=True, text=True, timeout=300, check=True)
+    for text in (TEXT_SIGNATURE, IDS_SIGNATURE, "text_pair", "probabilities", "label_id"):
+        assert text in out.stdout
+
+
+def test_assets(paired):
+    _, tokenizer, path, _ = paired
+    assert (path / "assets" / "labels.txt").read_text().split() == [
+        "entailment", "neutral", "contradiction"]
+    vocab = (path / "assets" / "vocab.txt").read_text("utf-8").split("\n")[:-1]
+    assert vocab == tokenizer.get_vocab()
+
+
+def prediction_log_class():
+    """PredictionLog parsed with descriptors built here from the .proto field numbers."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from tensorflow.core.framework import tensor_pb2
+
+    F = descriptor_pb2.FieldDescriptorProto
+    fd = descriptor_pb2.FileDescriptorProto(
+        name="kbf_test_prediction_log.proto", package="tensorflow.serving",
+        dependency=["tensorflow/core/framework/tensor.proto"], syntax="proto3")
+
+    def message(name, *fields, nested=()):
+        m = fd.message_type.add(name=name) if not nested else nested[0].nested_type.add(name=name)
+        for fname, number, ftype, type_name, label in fields:
+            m.field.add(name=fname, number=number, type=ftype, type_name=type_name or None,
+                        label=label)
+        return m
+
+    one, rep, msg, ns = F.LABEL_OPTIONAL, F.LABEL_REPEATED, F.TYPE_MESSAGE, ".tensorflow.serving."
+    message("ModelSpec", ("name", 1, F.TYPE_STRING, "", one),
+            ("signature_name", 3, F.TYPE_STRING, "", one))
+    request = message("PredictRequest", ("model_spec", 1, msg, ns + "ModelSpec", one),
+                      ("inputs", 2, msg, ns + "PredictRequest.InputsEntry", rep))
+    entry = message("InputsEntry", ("key", 1, F.TYPE_STRING, "", one),
+                    ("value", 2, msg, ".tensorflow.TensorProto", one), nested=(request,))
+    entry.options.map_entry = True
+    message("PredictLog", ("request", 1, msg, ns + "PredictRequest", one))
+    message("PredictionLog", ("predict_log", 6, msg, ns + "PredictLog", one))
+    pool = descriptor_pool.DescriptorPool()
+    for dep in _file_and_deps(tensor_pb2.DESCRIPTOR):
+        pool.AddSerializedFile(dep.serialized_pb)
+    pool.Add(fd)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.PredictionLog"))
+
+
+def _file_and_deps(file_descriptor, seen=None) -> list:
+    seen = set() if seen is None else seen
+    out = []
+    for dep in file_descriptor.dependencies:
+        if dep.name not in seen:
+            out += _file_and_deps(dep, seen)
+    if file_descriptor.name not in seen:
+        seen.add(file_descriptor.name)
+        out.append(file_descriptor)
+    return out
+
+
+def test_warmup_requests_parse_and_run(paired):
+    _, _, path, _ = paired
+    records = list(tf.data.TFRecordDataset(str(path / "assets.extra" / WARMUP_FILE)))
+    assert records
+    log = prediction_log_class()()
+    log.ParseFromString(records[0].numpy())
+    request = log.predict_log.request
+    assert request.model_spec.signature_name == TEXT_SIGNATURE
+    assert request.model_spec.name == "mrpc"
+    inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    assert set(inputs) == {"text", "text_pair"}
+    served = tf.saved_model.load(str(path)).signatures[TEXT_SIGNATURE](
+        **{k: tf.constant(v) for k, v in inputs.items()})
+    assert served["probabilities"].shape[0] == len(inputs["text"])
+
+
+def test_versions_are_never_overwritten(tmp_path):
+    from _tiny import tiny_encoder, tiny_tokenizer
+
+    from keras_bert_ft.models import BertClassifier
+
+    tokenizer = tiny_tokenizer()
+    model = BertClassifier(tiny_encoder(), 2, tokenizer=tokenizer, max_length=16)
+    base = tmp_path / "tiny"
+    first = export_for_serving(model, tokenizer, base)
+    assert first == base / "1"
+    before = (first / "saved_model.pb").read_bytes()
+    assert next_version(base) == 2
+    second = export_for_serving(model, tokenizer, base)
+    assert second == base / "2"
+    assert (first / "saved_model.pb").read_bytes() == before
+    with pytest.raises(FileExistsError):
+        export_for_serving(model, tokenizer, base, version=1)
+    # No temporary folders left behind for a polling server to trip over.
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
