@@ -172,12 +172,14 @@ def finetune(
             layer_decay=s.layer_decay, jit_compile=s.jit_compile,
         )  # fmt: skip
     monitor = s.monitor if val_ds is not None else s.monitor.removeprefix("val_")
+    # Saving can run collective ops under a multi-worker strategy, so every
+    # worker saves; non-chief workers write into a throw-away folder.
+    write_dir = out if (out is None or chief) else Path(tempfile.mkdtemp(prefix="kbf_worker_"))
     callbacks = make_callbacks(
-        checkpoint_dir=out / "checkpoints" if out else None,
-        tensorboard_dir=out / "logs" if out else None,
+        checkpoint_dir=write_dir / "checkpoints" if write_dir else None,
+        tensorboard_dir=write_dir / "logs" if write_dir else None,
         early_stopping_patience=s.early_stopping_patience,
         monitor=monitor,
-        save=chief,
     )
     log(
         f"Training: {len(train):,} examples, {steps_per_epoch} steps/epoch x {s.epochs} "
@@ -204,8 +206,11 @@ def finetune(
             TextDataset(eval_set.texts, eval_set.pairs, None, None), tokenizer, **kw
         )
         report = evaluate_report(model, features, eval_set.labels, label_names)
+    if write_dir is not None:
+        save_model(model, write_dir / "model.keras")
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
     if out is not None and chief:
-        save_model(model, out / "model.keras")
         train.label_vocab.save(out / "labels.json")
         atomic_write(out / "settings.json", json.dumps(s.to_dict(), indent=2) + "\n")
         if report is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_bert_ft.reports import ClassificationReport, classification_report
 from keras_bert_ft.training.checkpointing import (
@@ -16,6 +17,7 @@ from keras_bert_ft.training.checkpointing import (
     latest_checkpoint,
     restore_checkpoint,
 )
+from keras_bert_ft.training.custom_loop import fit_custom_loop
 from keras_bert_ft.training.optimizers import create_optimizer
 
 
@@ -117,6 +119,12 @@ def fit_with_resume(
                 )
     if initial_epoch >= epochs:
         return None
+    strategy = tf.distribute.get_strategy()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras 3's fit cannot run this strategy with dict inputs; see custom_loop.
+        return fit_custom_loop(model, train_data, epochs=epochs, strategy=strategy,
+                               initial_epoch=initial_epoch, callbacks=callbacks,
+                               verbose=1 if verbose else 0)  # fmt: skip
     # A tf.data pipeline shuffles itself; Keras only warns about its own flag.
     fit_kwargs.setdefault("shuffle", False)
     return model.fit(
