@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -122,8 +123,19 @@ def main() -> int:
     n = (args.warmup + args.batches) * BATCH
     texts, labels = list(train.texts[:n]), [int(y) for y in train.labels[:n]]
     results = {}
+    if args.only and len(args.only) == 1:
+        # Child mode: time one framework in this fresh process, print JSON.
+        seconds = RUNNERS[args.only[0]](texts, labels, args.warmup)
+        print("RESULT " + json.dumps({"seconds": seconds}), flush=True)
+        return 0
     for name in args.only or list(RUNNERS):
-        seconds = RUNNERS[name](texts, labels, args.warmup)
+        # One process per framework: TF's and PyTorch's thread pools in one
+        # process slow each other down, which would distort the comparison.
+        cmd = [sys.executable, __file__, "--only", name, "--batches", str(args.batches),
+               "--warmup", str(args.warmup)]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
+        seconds = json.loads(line[7:])["seconds"]
         results[name] = {"seconds": round(seconds, 2),
                          "examples_per_second": round(args.batches * BATCH / seconds, 2)}
         print(f"{name:>14}: {results[name]['examples_per_second']:8.2f} examples/s "
