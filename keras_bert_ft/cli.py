@@ -375,6 +375,12 @@ def run_command(args) -> int:
     return status
 
 
+# export and predict (TF Serving) live in keras_bert_ft/serving_cli.py.
+from keras_bert_ft.serving_cli import register_serving_commands  # noqa: E402
+
+register_serving_commands(subcommand, CLIError)
+
+
 # --------------------------------------------------------------------------- main
 
 
