@@ -1,4 +1,4 @@
-"""The `keras-bert-ft` command: train, evaluate, tune, run.
+"""The `keras-bert-ft` command: train, evaluate, tune, run, distill.
 
 Each subcommand is one function registered in `SUBCOMMANDS` with the
 `@subcommand` decorator, which names it, documents it and adds its options.
@@ -373,6 +373,68 @@ def run_command(args) -> int:
     status = train_command(args)
     print(f"Done in {time.perf_counter() - start:.0f} s.")
     return status
+
+
+def _configure_distill(p: argparse.ArgumentParser) -> None:
+    p.add_argument("teacher", help="the trained teacher: model.keras or the --output-dir of train")
+    add_data_options(p)
+    g = p.add_argument_group("distillation")
+    g.add_argument("--student-layers", type=int, default=3,
+                   help="the student keeps the teacher's first N layers (default 3)")
+    g.add_argument("--temperature", type=float, default=2.0, help="softmax temperature (default 2)")
+    g.add_argument("--alpha", type=float, default=0.5,
+                   help="weight of the hard-label loss; 1 - alpha goes to the soft targets")
+    g.add_argument("--epochs", type=int, default=3)
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--learning-rate", type=float, default=1e-4)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--output-dir", default="runs/distilled",
+                   help="where the student's model.keras and report go (default runs/distilled)")
+
+
+@subcommand("distill", "distil a trained classifier into a shallower student", _configure_distill)
+def distill_command(args) -> int:
+    from keras_bert_ft.compression.distillation import distill
+    from keras_bert_ft.data import LabelVocabulary, TextDataset, dataset_from
+    from keras_bert_ft.training import evaluate_report
+    from keras_bert_ft.training.finetune import save_model
+
+    teacher = load_trained_model(args.teacher)
+    if not teacher.label_names or teacher.tokenizer is None:
+        raise CLIError(f"{args.teacher}: the model has no label names or tokenizer saved")
+    vocab = LabelVocabulary(teacher.label_names)
+
+    def relabel(ds):
+        # Class indices in the teacher's order, whatever order the data listed them in.
+        if ds is None:
+            return None
+        labels = vocab.encode(ds.label_vocab.decode(ds.labels), source=ds.source)
+        return TextDataset(ds.texts, ds.pairs, labels, vocab, ds.source)
+
+    train, val, test = (relabel(d) for d in load_training_data(args))
+    print("Data:")
+    for name, ds in (("train", train), ("validation", val), ("test", test)):
+        if ds is not None:
+            print(_describe(name, ds))
+    student, _ = distill(
+        teacher, train, val, num_layers=args.student_layers, temperature=args.temperature,
+        alpha=args.alpha, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed,
+    )  # fmt: skip
+    out = Path(args.output_dir)
+    save_model(student, out / "model.keras")
+    report_on = test if test is not None else val
+    if report_on is not None:
+        features = dataset_from(
+            TextDataset(report_on.texts, report_on.pairs, None, None), student.tokenizer,
+            max_length=student.max_length, truncation=student.truncation,
+        )  # fmt: skip
+        report = evaluate_report(student, features, report_on.labels, student.label_names)
+        print(report.to_text())
+        report.save(out / "report", extra={"teacher": str(args.teacher), "data": report_on.source,
+                                           "student_layers": args.student_layers})  # fmt: skip
+    print(f"Saved: {out}/model.keras")
+    return 0
 
 
 # export and predict (TF Serving) live in keras_bert_ft/serving_cli.py.
