@@ -20,7 +20,8 @@ def load_teacher():
     """The SST-2 teacher written by bench/_sst2_teacher.py."""
     import keras
 
-    import keras_bert_ft.models  # noqa: F401  (registers the classes)
+    import keras_bert_ft.models  # noqa: F401  (registers the model classes)
+    import keras_bert_ft.training  # noqa: F401  (and the optimizer the file holds)
 
     path = TEACHER_DIR / "model.keras"
     if not path.exists():

@@ -91,3 +91,22 @@ def test_distiller_config_round_trip(teacher):
     assert again.student.encoder.config.num_layers == 1
     with pytest.raises(ValueError, match="temperature"):
         Distiller(d.student, teacher, temperature=0)
+
+
+def test_distill_command(teacher, tmp_path, capsys):
+    from _tiny import write_csv
+
+    from keras_bert_ft.cli import main
+
+    teacher.save(tmp_path / "teacher.keras")
+    csv = write_csv(tmp_path / "train.csv", n_per_class=8)
+    out = tmp_path / "student"
+    status = main(["distill", str(tmp_path / "teacher.keras"), "--train", str(csv),
+                   "--validation-split", "0.25", "--student-layers", "1", "--epochs", "1",
+                   "--batch-size", "8", "--output-dir", str(out)])  # fmt: skip
+    assert status == 0
+    student = keras.models.load_model(out / "model.keras")
+    assert student.encoder.config.num_layers == 1
+    assert student.label_names == ("neg", "pos")
+    assert (out / "report" / "metrics.json").exists()
+    assert "accuracy" in capsys.readouterr().out

@@ -63,6 +63,6 @@ def test_joint_training_and_config_round_trip(model):
     assert m.num_exits == 4
     m.compile(optimizer=keras.optimizers.Adam(1e-3), loss=m.default_loss(),
               metrics=m.default_metrics())  # fmt: skip
-    history = m.fit(x, np.asarray(labels), epochs=3, batch_size=4, verbose=0)
+    history = m.fit(x, np.asarray(labels), epochs=2, batch_size=8, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert 0 <= history.history["accuracy"][-1] <= 1
