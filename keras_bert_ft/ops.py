@@ -203,6 +203,8 @@ class CustomOpTokenizer(tf.Module):
         tokenizer: the host-side tokenizer whose vocabulary and settings to use.
         max_length, truncation, padding, pad_to_multiple_of: as `encode_batch`.
         num_threads: threads inside one call (a serving request batch).
+        vocab_file: the file to carry as the asset, when not the tokenizer's
+            own (e.g. a copy the exporter writes); it must hold the same tokens.
     """
 
     def __init__(
@@ -214,10 +216,12 @@ class CustomOpTokenizer(tf.Module):
         pad_to_multiple_of: int | None = None,
         num_threads: int = 1,
         name: str = "custom_op_tokenizer",
+        vocab_file: str | os.PathLike | None = None,
     ) -> None:
         super().__init__(name=name)
         check_options(truncation, padding)
-        self.vocab = tf.saved_model.Asset(vocab_file_of(tokenizer))
+        path = vocab_file_of(tokenizer) if vocab_file is None else os.fspath(vocab_file)
+        self.vocab = tf.saved_model.Asset(path)
         self.max_length = int(max_length)
         self.truncation = truncation
         self.padding = padding

@@ -89,9 +89,12 @@ print(json.dumps({{"single": {{k: v.numpy().tolist() for k, v in single.items()}
 
 
 def test_saved_model_without_the_op_library_fails_clearly(vocab_file, tmp_path):
-    module = ops.CustomOpTokenizer(WordPieceTokenizer(vocab_file))
+    copy = tmp_path / "words.txt"
+    shutil.copyfile(vocab_file, copy)
+    module = ops.CustomOpTokenizer(WordPieceTokenizer(vocab_file), vocab_file=copy)
     module.encode = tf.function(module.__call__, input_signature=[tf.TensorSpec([None], tf.string)])
     tf.saved_model.save(module, str(tmp_path / "saved"))
+    assert [p.name for p in (tmp_path / "saved" / "assets").iterdir()] == ["words.txt"]
     code = f"""
 import tensorflow as tf
 try:
