@@ -9,6 +9,7 @@
 // whole process.
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,7 +61,11 @@ absl::Status EncodeShape(InferenceContext* c) {
   TF_RETURN_IF_ERROR(c->GetAttr("max_length", &max_length));
   TF_RETURN_IF_ERROR(c->GetAttr("pad_to_multiple_of", &multiple));
   DimensionHandle seq = c->UnknownDim();
-  if (pad_to_max_length && multiple >= 1) seq = c->MakeDim(FixedLength(max_length, multiple));
+  // (Absurd lengths are left unknown here; the kernel reports them when allocating.)
+  if (pad_to_max_length && multiple >= 1 && max_length <= (int64_t{1} << 40) &&
+      multiple <= (int64_t{1} << 40)) {
+    seq = c->MakeDim(FixedLength(max_length, multiple));
+  }
   const ShapeHandle out = c->Matrix(c->Dim(texts, 0), seq);
   for (int i = 0; i < 3; ++i) c->set_output(i, out);
   return absl::OkStatus();
@@ -124,14 +129,11 @@ class WordPieceEncodeOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &threads));
     const int64_t specials = has_pairs_ ? 3 : 2;
     OP_REQUIRES(ctx, max_length >= specials,
-                Invalid("max_length must be at least ", specials, ", got ",
-                                        max_length));
-    OP_REQUIRES(ctx, multiple >= 1,
-                Invalid("pad_to_multiple_of must be positive, got ", multiple));
+                Invalid("max_length must be at least ", specials, ", got ", max_length));
+    OP_REQUIRES(ctx, multiple >= 1, Invalid("pad_to_multiple_of must be positive, got ", multiple));
     OP_REQUIRES(ctx, max_chars >= 0,
                 Invalid("max_input_chars_per_word must be >= 0, got ", max_chars));
-    OP_REQUIRES(ctx, threads >= 1,
-                Invalid("num_threads must be positive, got ", threads));
+    OP_REQUIRES(ctx, threads >= 1, Invalid("num_threads must be positive, got ", threads));
     OP_REQUIRES(ctx, kbf::ParseTruncation(truncation, &batch_.truncation),
                 Invalid("unknown truncation '", truncation, "'"));
     batch_.max_length = static_cast<size_t>(max_length);
@@ -145,16 +147,14 @@ class WordPieceEncodeOp : public OpKernel {
     const Tensor& pairs = ctx->input(1);
     const Tensor& vocab_path = ctx->input(2);
     OP_REQUIRES(ctx, texts.dims() == 1,
-                Invalid("texts must be a vector, got shape ",
-                                        texts.shape().DebugString()));
+                Invalid("texts must be a vector, got shape ", texts.shape().DebugString()));
     OP_REQUIRES(ctx, vocab_path.dims() == 0,
                 Invalid("vocab_path must be a scalar, got shape ",
-                                        vocab_path.shape().DebugString()));
+                        vocab_path.shape().DebugString()));
     if (has_pairs_) {
       OP_REQUIRES(ctx, pairs.dims() == 1 && pairs.dim_size(0) == texts.dim_size(0),
-                  Invalid("pairs must be a vector as long as texts (",
-                                          texts.dim_size(0), "), got shape ",
-                                          pairs.shape().DebugString()));
+                  Invalid("pairs must be a vector as long as texts (", texts.dim_size(0),
+                          "), got shape ", pairs.shape().DebugString()));
     }
 
     const std::string path(vocab_path.scalar<tstring>()());
@@ -175,26 +175,33 @@ class WordPieceEncodeOp : public OpKernel {
     const std::vector<std::string_view> second =
         has_pairs_ ? Views(pairs) : std::vector<std::string_view>();
 
+    // EncodeBatch asks for the outputs once it knows the padded length, on
+    // this thread, between its two passes; when they cannot be had, throwing
+    // from the callback abandons the batch before anything is written.
+    struct AllocationFailed {};
     absl::Status allocation;
-    std::vector<int32_t> fallback;  // written to, and dropped, if allocation fails
     auto allocate = [&](size_t batch, size_t seq) {
-      const TensorShape shape({static_cast<int64_t>(batch), static_cast<int64_t>(seq)});
+      TensorShape shape;
+      allocation = shape.AddDimWithStatus(static_cast<int64_t>(batch));
+      if (allocation.ok()) allocation = shape.AddDimWithStatus(static_cast<int64_t>(seq));
       int32_t* buffers[3] = {nullptr, nullptr, nullptr};
       for (int i = 0; i < 3 && allocation.ok(); ++i) {
         Tensor* out = nullptr;
         allocation = ctx->allocate_output(i, shape, &out);
         if (allocation.ok()) buffers[i] = out->flat<int32_t>().data();
       }
-      if (!allocation.ok()) {
-        fallback.assign(3 * batch * seq, 0);
-        for (int i = 0; i < 3; ++i) buffers[i] = fallback.data() + i * batch * seq;
-      }
+      if (!allocation.ok()) throw AllocationFailed();
       return kbf::BatchBuffers{buffers[0], buffers[1], buffers[2], nullptr};
     };
-    const kbf::BatchError result = kbf::EncodeBatch(*tokenizer, first, second, batch_, allocate);
-    OP_REQUIRES(ctx, result.ok,
-                Invalid(kbf::DescribeBatchError(result, first, second)));
-    OP_REQUIRES_OK(ctx, allocation);
+    kbf::BatchError result;
+    try {
+      result = kbf::EncodeBatch(*tokenizer, first, second, batch_, allocate);
+    } catch (const AllocationFailed&) {
+      OP_REQUIRES_OK(ctx, allocation);
+    } catch (const std::bad_alloc&) {
+      OP_REQUIRES_OK(ctx, absl::ResourceExhaustedError("out of memory tokenizing the batch"));
+    }
+    OP_REQUIRES(ctx, result.ok, Invalid(kbf::DescribeBatchError(result, first, second)));
   }
 
  private:

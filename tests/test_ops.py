@@ -58,8 +58,10 @@ def assert_identical(tokenizer, texts, pairs=None, corpus="", **kwargs) -> int:
     the rest of the batch compared.
     """
     rows = 0
-    if pairs is not None and kwargs.get("truncation") in ("only_first", "only_second"):
-        texts, pairs = rows_that_fit(tokenizer, texts, pairs, kwargs["truncation"],
+    truncation = kwargs.get("truncation")
+    # (only_second also fails single texts longer than max_length, in encode_batch too.)
+    if truncation == "only_second" or (pairs is not None and truncation == "only_first"):
+        texts, pairs = rows_that_fit(tokenizer, texts, pairs, truncation,
                                      kwargs.get("max_length", 128))
     for start in range(0, len(texts), BATCH):
         a = list(texts[start:start + BATCH])
@@ -89,12 +91,12 @@ def rows_that_fit(tokenizer, texts, pairs, truncation, max_length):
     Failing rows make the whole batch fail; the few kept still check that
     both sides fail alike and name the same row.
     """
-    budget = max_length - 3
+    budget = max_length - (2 if pairs is None else 3)
     other = pairs if truncation == "only_first" else texts
     fits = [len(tokenizer.token_ids(text)) <= budget for text in other]
     failing = [i for i, ok in enumerate(fits) if not ok][:3]
     keep = [i for i, ok in enumerate(fits) if ok or i in failing]
-    return [texts[i] for i in keep], [pairs[i] for i in keep]
+    return [texts[i] for i in keep], None if pairs is None else [pairs[i] for i in keep]
 
 
 # -- identity on the real corpora ----------------------------------------------
@@ -203,6 +205,11 @@ def test_bad_arguments(uncased, tmp_path):
         op_encode(uncased, [["a"]])
     with pytest.raises(ValueError, match="truncation must be one of"):
         op_encode(uncased, ["a"], truncation="middle")
+    # Outputs too large to have: an error, not a crash. (A shape that fits in
+    # int64 but not in memory gives ResourceExhaustedError after TF's 10 s retry.)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="overflow"):
+        op_encode(uncased, ["a"] * 8, max_length=(1 << 62), padding="max_length",
+                  pad_to_multiple_of=1 << 61)
     with pytest.raises(tf.errors.NotFoundError):
         wordpiece_encode(["a"], vocab_file=str(tmp_path / "missing.txt"))
     no_cls = tmp_path / "no_cls.txt"
