@@ -6,7 +6,9 @@ in a hidden temporary folder beside the versions and renamed into place, and
 an existing version is never replaced. The SavedModel has two signatures:
 
 - `serving_default`: `text` (and `text_pair` for pair models), 1-D strings;
-  tokenized in the graph by `ServingTokenizer` (the C++ tokenizer's ids).
+  tokenized in the graph by `ServingTokenizer` (the C++ tokenizer's ids), or
+  with `tokenizer_ops="custom"` by the `KbfWordPieceEncode` custom op (the C++
+  tokenizer itself; the server must load its op library: docs/custom_op.md).
 - `serve_ids`: `input_word_ids`, `input_mask`, `input_type_ids` (int32, 2-D).
 
 Both return `probabilities` (the model's scores), `label_id` and `label`.
@@ -102,6 +104,20 @@ def model_label_names(model, label_names: Sequence[str] | None) -> list[str]:
     return [str(n) for n in names]
 
 
+TOKENIZER_OPS = ("tf_text", "custom")
+
+
+def in_graph_tokenizer(tokenizer: WordPieceTokenizer, tokenizer_ops: str, max_length: int,
+                       truncation: str, vocab_file: str | os.PathLike) -> tf.Module:
+    """The serving graph's tokenizer: core TF + tensorflow-text ops, or the custom op."""
+    if tokenizer_ops == "custom":
+        from keras_bert_ft.ops import CustomOpTokenizer  # loads the op library
+
+        return CustomOpTokenizer(tokenizer, max_length=max_length, truncation=truncation,
+                                 vocab_file=vocab_file)
+    return ServingTokenizer(tokenizer, max_length=max_length, truncation=truncation)
+
+
 def export_for_serving(
     model,
     tokenizer: WordPieceTokenizer | None = None,
@@ -113,6 +129,7 @@ def export_for_serving(
     max_length: int | None = None,
     truncation: str | None = None,
     warmup_texts: Sequence[str] | None = None,
+    tokenizer_ops: str = "tf_text",
 ) -> Path:
     """Write a TF Serving SavedModel of `model` to `<export_dir>/<version>/`; return that path.
 
@@ -128,7 +145,12 @@ def export_for_serving(
         max_length, truncation: tokenization; default the model's own, else 128
             and "longest_first".
         warmup_texts: texts for the warm-up requests.
+        tokenizer_ops: "tf_text" (default: core TF and tensorflow-text ops,
+            which stock TF Serving links) or "custom" (the KbfWordPieceEncode
+            op: in-process TF, or a model server built with it).
     """
+    if tokenizer_ops not in TOKENIZER_OPS:
+        raise ValueError(f"tokenizer_ops must be one of {TOKENIZER_OPS}, got {tokenizer_ops!r}")
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     if tokenizer is None:
         raise ValueError("pass the tokenizer: the model has none")
@@ -148,8 +170,8 @@ def export_for_serving(
         staging.mkdir()
         (staging / "vocab.txt").write_text("\n".join(tokenizer.get_vocab()) + "\n", "utf-8")
         (staging / "labels.txt").write_text("\n".join(names) + "\n", "utf-8")
-        serving_tokenizer = ServingTokenizer(tokenizer, max_length=max_length,
-                                             truncation=truncation)
+        serving_tokenizer = in_graph_tokenizer(tokenizer, tokenizer_ops, max_length,
+                                               truncation, staging / "vocab.txt")
         module = ServingModule(
             model, tokenizer, serving_tokenizer, names, pairs,
             {name: str(staging / name) for name in ("vocab.txt", "labels.txt")})
