@@ -87,6 +87,8 @@ class EarlyExitClassifier(keras.Model):
         super().__init__(inputs=inputs, outputs=StackExits(name="exits")(exits), name=name,
                          **kwargs)  # fmt: skip
         self.encoder = encoder
+        if hasattr(encoder, "pooler"):
+            encoder.pooler.trainable = False  # mean pooling: the pooler gets no gradient
         self.num_classes = int(num_classes)
         self.dropout = float(dropout)
         self.label_names = None if label_names is None else tuple(label_names)

@@ -82,6 +82,8 @@ class TwoTowerClassifier(keras.Model):
         v = tower({n: right[f"right_{n}"] for n in INPUT_NAMES})
         super().__init__(inputs={**left, **right}, outputs=head([u, v]), name=name, **kwargs)
         self.encoder = encoder
+        if hasattr(encoder, "pooler"):
+            encoder.pooler.trainable = False  # mean pooling: the pooler gets no gradient
         self.tower = tower
         self.head = head
         self.num_classes = int(num_classes)
