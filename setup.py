@@ -42,15 +42,15 @@ op_library = Extension(
 )
 
 
-def tensorflow_build_flags() -> dict | None:
-    """Compile and link flags of the importable TensorFlow, or None without one."""
+def tensorflow_build_flags() -> tuple[dict | None, str]:
+    """Compile and link flags of the importable TensorFlow, or None and the reason."""
     if os.environ.get("KBF_SKIP_TF_OP"):
-        return None
+        return None, "KBF_SKIP_TF_OP is set"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import tensorflow as tf
-    except ImportError:
-        return None
+    except Exception as err:  # absent, or present but broken: build the rest anyway
+        return None, f"TensorFlow is not importable at build time ({type(err).__name__}: {err})"
     compile_flags = []
     for flag in tf.sysconfig.get_compile_flags():
         # TF's headers as system headers: their warnings are not ours.
@@ -62,7 +62,7 @@ def tensorflow_build_flags() -> dict | None:
         "tensorflow": tf.__version__,
         "compile_flags": compile_flags,
         "link_flags": list(tf.sysconfig.get_link_flags()),
-    }
+    }, ""
 
 
 class BuildExt(build_ext):
@@ -77,17 +77,20 @@ class BuildExt(build_ext):
     def build_extensions(self) -> None:
         self.tf_flags = None
         if any(ext.name == OP_NAME for ext in self.extensions):
-            self.tf_flags = tensorflow_build_flags()
+            self.tf_flags, reason = tensorflow_build_flags()
             if self.tf_flags is None:
                 warnings.warn(
-                    "TensorFlow is not importable at build time (or KBF_SKIP_TF_OP is set): "
-                    "skipping the TensorFlow op library keras_bert_ft/_wordpiece_op.so. "
+                    f"{reason}: skipping the TensorFlow op library keras_bert_ft/_wordpiece_op.so. "
                     "The package works without it, but keras_bert_ft.ops, the WordPieceEncode "
                     "layer and in-graph tokenization will not. Install tensorflow and rebuild "
                     "with `pip install --no-build-isolation .` to get it.",
                     stacklevel=1,
                 )
                 self.extensions = [ext for ext in self.extensions if ext.name != OP_NAME]
+                # A library left in build/ by an earlier build must not ship instead.
+                stale = Path(self.get_ext_fullpath(OP_NAME))
+                for path in (stale, stale.with_name(OP_BUILD_INFO)):
+                    path.unlink(missing_ok=True)
         super().build_extensions()
 
     def build_extension(self, ext) -> None:
