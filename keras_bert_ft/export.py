@@ -40,8 +40,8 @@ DEFAULT_WARMUP_TEXTS = ("a short example sentence.", "")
 class ServingModule(tf.Module):
     """The classifier, its in-graph tokenizer and label names, with serving signatures."""
 
-    def __init__(self, model, tokenizer: WordPieceTokenizer, serving_tokenizer: ServingTokenizer,
-                 label_names: Sequence[str], pairs: bool, assets: dict[str, str]) -> None:
+    def __init__(self, model, serving_tokenizer: ServingTokenizer, label_names: Sequence[str],
+                 pairs: bool, assets: dict[str, str]) -> None:
         super().__init__(name="keras_bert_ft_serving")
         self.model = model
         self.tokenizer = serving_tokenizer
@@ -149,6 +149,9 @@ def export_for_serving(
             which stock TF Serving links) or "custom" (the KbfWordPieceEncode
             op: in-process TF, or a model server built with it).
     """
+    head = getattr(model, "head_type", "softmax")
+    if head not in ("softmax", "binary"):
+        raise ValueError(f"serving exports classify: a {head!r} head is not supported")
     if tokenizer_ops not in TOKENIZER_OPS:
         raise ValueError(f"tokenizer_ops must be one of {TOKENIZER_OPS}, got {tokenizer_ops!r}")
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
@@ -173,7 +176,7 @@ def export_for_serving(
         serving_tokenizer = in_graph_tokenizer(tokenizer, tokenizer_ops, max_length,
                                                truncation, staging / "vocab.txt")
         module = ServingModule(
-            model, tokenizer, serving_tokenizer, names, pairs,
+            model, serving_tokenizer, names, pairs,
             {name: str(staging / name) for name in ("vocab.txt", "labels.txt")})
         saved = tmp / "model"
         tf.saved_model.save(module, str(saved), signatures={

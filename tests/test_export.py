@@ -42,34 +42,39 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the WordPiece kernels)
 
-path, request_file, out_file = sys.argv[1:4]
-request = json.load(open(request_file))
-serve = tf.saved_model.load(path).signatures["serving_default"]
-inputs = {k: tf.constant(v, tf.string) for k, v in request.items()}
-result = {"probabilities": serve(**inputs)["probabilities"].numpy().tolist()}
 
-def attempt(name, **kwargs):
-    try:
-        out = serve(**kwargs)
-        result[name] = {"ok": True, "shape": list(out["probabilities"].shape),
-                        "labels": [x.decode() for x in out["label"].numpy()]}
-    except Exception as err:  # the answer is an error: record what kind
-        result[name] = {"ok": False, "type": type(err).__name__, "message": str(err)}
+def run(path, request_file, out_file):
+    request = json.load(open(request_file))
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    inputs = {k: tf.constant(v, tf.string) for k, v in request.items()}
+    result = {"probabilities": serve(**inputs)["probabilities"].numpy().tolist()}
 
-def strings(values):
-    args = {"text": tf.constant(values, tf.string)}
-    if "text_pair" in request:
-        args["text_pair"] = tf.constant(values, tf.string)
-    return args
+    def attempt(name, **kwargs):
+        try:
+            out = serve(**kwargs)
+            result[name] = {"ok": True, "shape": list(out["probabilities"].shape),
+                            "labels": [x.decode() for x in out["label"].numpy()]}
+        except Exception as err:  # the answer is an error: record what kind
+            result[name] = {"ok": False, "type": type(err).__name__, "message": str(err)}
 
-attempt("empty_string", **strings([""]))
-attempt("long_text", **strings(["word " * 20000]))
-attempt("empty_batch", **strings([]))
-attempt("invalid_utf8", **strings([b"\xff\xfe"]))
-wrong = {k: tf.constant([1, 2]) for k in strings([]).keys()}
-attempt("wrong_dtype", **wrong)
-result["imported_keras_bert_ft"] = any(m.startswith("keras_bert_ft") for m in sys.modules)
-json.dump(result, open(out_file, "w"))
+    def strings(values):
+        args = {"text": tf.constant(values, tf.string)}
+        if "text_pair" in request:
+            args["text_pair"] = tf.constant(values, tf.string)
+        return args
+
+    attempt("empty_string", **strings([""]))
+    attempt("long_text", **strings(["word " * 20000]))
+    attempt("empty_batch", **strings([]))
+    attempt("invalid_utf8", **strings([b"\xff\xfe"]))
+    wrong = {k: tf.constant([1, 2]) for k in strings([]).keys()}
+    attempt("wrong_dtype", **wrong)
+    result["imported_keras_bert_ft"] = any(m.startswith("keras_bert_ft") for m in sys.modules)
+    json.dump(result, open(out_file, "w"))
+
+args = sys.argv[1:]
+for i in range(0, len(args), 3):
+    run(*args[i:i + 3])
 """
 
 
@@ -107,19 +112,25 @@ def paired(minilm, data_dir, tmp_path_factory):
     return model, tokenizer, path, {"text": premises[:N], "text_pair": hypotheses[:N]}
 
 
-def serve_in_fresh_process(path: Path, request: dict, tmp_path: Path) -> dict:
-    request_file, out_file = tmp_path / "request.json", tmp_path / "out.json"
-    request_file.write_text(json.dumps(request))
+@pytest.fixture(scope="module")
+def fresh_results(single, paired, tmp_path_factory) -> dict:
+    """Both exports served by one fresh interpreter (TensorFlow starts once)."""
+    tmp = tmp_path_factory.mktemp("fresh")
+    argv = []
+    for name, (_, _, path, request) in (("single", single), ("paired", paired)):
+        (tmp / f"{name}.json").write_text(json.dumps(request))
+        argv += [str(path), str(tmp / f"{name}.json"), str(tmp / f"{name}.out.json")]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(path), str(request_file),
-                    str(out_file)], check=True, env=env, timeout=300)
-    return json.loads(out_file.read_text())
+    subprocess.run([sys.executable, "-c", SERVE_SCRIPT, *argv], check=True, env=env,
+                   timeout=600)
+    return {name: json.loads((tmp / f"{name}.out.json").read_text())
+            for name in ("single", "paired")}
 
 
 @pytest.mark.parametrize("which", ["single", "paired"])
-def test_fresh_process_matches_model_predict(which, request, tmp_path):
+def test_fresh_process_matches_model_predict(which, request, fresh_results):
     model, tokenizer, path, inputs = request.getfixturevalue(which)
-    result = serve_in_fresh_process(path, inputs, tmp_path)
+    result = fresh_results[which]
     assert not result["imported_keras_bert_ft"]
     encoded = tokenizer.encode_batch(inputs["text"], inputs.get("text_pair"),
                                      max_length=model.max_length, truncation=model.truncation)
