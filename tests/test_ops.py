@@ -99,11 +99,18 @@ def rows_that_fit(tokenizer, texts, pairs, truncation, max_length):
     return [texts[i] for i in keep], None if pairs is None else [pairs[i] for i in keep]
 
 
+def sst2_test_sentences(data_dir: Path) -> list[str]:
+    """SST-2 test sentences: its TSV is `index<TAB>sentence`, unlike train and dev."""
+    lines = (data_dir / "sst2" / "test.tsv").read_text("utf-8-sig").split("\n")[1:]
+    return [line.split("\t")[1] for line in lines if line.strip()]
+
+
 # -- identity on the real corpora ----------------------------------------------
 @pytest.mark.parametrize("max_length,padding", [(128, "longest"), (16, "max_length")])
 def test_single_texts_every_corpus_line(uncased, data_dir: Path, max_length, padding):
     for name, texts in (("SST-2 train", sst2_sentences(data_dir, "train")),
                         ("SST-2 dev", sst2_sentences(data_dir, "dev")),
+                        ("SST-2 test", sst2_test_sentences(data_dir)),
                         ("SMS", sms_messages(data_dir))):
         assert assert_identical(uncased, texts, None, name, max_length=max_length,
                                 padding=padding) == len(texts)
@@ -115,6 +122,7 @@ def test_pairs_every_corpus_line(uncased, data_dir: Path, truncation):
     corpora = [("SNLI dev", *snli_pairs(data_dir, "dev")),
                ("SNLI test", *snli_pairs(data_dir, "test")),
                ("MRPC train", *mrpc_pairs(data_dir, "train")),
+               ("MRPC dev", *mrpc_pairs(data_dir, "dev")),
                ("MRPC test", *mrpc_pairs(data_dir, "test"))]
     for name, premises, hypotheses in corpora:
         for max_length in (40, 512):
