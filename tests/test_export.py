@@ -278,3 +278,27 @@ def test_versions_are_never_overwritten(tmp_path):
         export_for_serving(model, tokenizer, base, version=1)
     # No temporary folders left behind for a polling server to trip over.
     assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+
+
+def test_a_racing_export_gets_the_next_version(tmp_path, monkeypatch):
+    """Another export takes the number between our scan and our rename: we take the next."""
+    import keras_bert_ft.export as export
+
+    base = tmp_path / "m"
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "saved_model.pb").write_text("live")
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "saved_model.pb").write_text("ours")
+    real_rename, raced = os.rename, []
+
+    def rival_first(src, dst):
+        if not raced:  # the rival's version appears just before our rename
+            raced.append(dst)
+            Path(dst).mkdir()
+            Path(dst, "saved_model.pb").write_text("rival")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(export.os, "rename", rival_first)
+    assert export._publish(ours, base, None) == base / "3"
+    assert [(base / v / "saved_model.pb").read_text() for v in "123"] == ["live", "rival", "ours"]
