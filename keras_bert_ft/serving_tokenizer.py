@@ -124,7 +124,9 @@ class ServingTokenizer(tf.Module):
         # a byte limit of 4 per code point never cuts a word the C++ keeps.
         max_bytes = 4 * self.max_input_chars_per_word
         vocab = tokenizer.get_vocab()
-        if kind == "fast":
+        # Duplicate tokens: the C++ core keeps the last id; only the lookup table
+        # below is built to do the same.
+        if kind == "fast" and len(set(vocab)) == len(vocab):
             return tft.FastWordpieceTokenizer(
                 vocab=vocab, suffix_indicator=tokenizer.continuation_prefix,
                 max_bytes_per_word=max_bytes, token_out_type=tf.int64,

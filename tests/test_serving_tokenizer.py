@@ -168,3 +168,11 @@ def test_empty_batch_and_bad_input(vocab_file):
         serving(tf.constant([b"\xff\xfe"]))
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError)):
         serving(tf.constant(["a", "b"]), tf.constant(["c"]))
+
+
+def test_duplicate_vocabulary_tokens_take_the_last_id(vocab_file):
+    vocab = WordPieceTokenizer(vocab_file).get_vocab() + ["the", "##s"]
+    tokenizer = WordPieceTokenizer(vocab=vocab)
+    texts = ["the cats sat on the mats", "The [SEP] thes"]
+    assert tokenizer.token_ids("the")[0] == len(vocab) - 2
+    assert not mismatches(tokenizer, ServingTokenizer(tokenizer), texts)
