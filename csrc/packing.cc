@@ -109,6 +109,8 @@ BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string
     return error;
   }
   const size_t budget = options.max_length - specials;
+  // A single text is always cut at the end, whatever the pair strategy.
+  const Truncation strategy = has_pairs ? options.truncation : Truncation::kLongestFirst;
   const size_t threads = std::max<size_t>(1, std::min(options.num_threads, n / 64 + 1));
 
   std::vector<Example> examples(n);
@@ -131,7 +133,7 @@ BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string
         return;
       }
       ex.second = chunk.ids.size() - ex.start - ex.first;
-      if (!Truncate(ex.first, ex.second, budget, options.truncation, &ex.kept)) {
+      if (!Truncate(ex.first, ex.second, budget, strategy, &ex.kept)) {
         chunk.error = {false, i, ex.second > budget ? 1 : 0,
                        "cannot truncate to max_length " + std::to_string(options.max_length) +
                            ": the other segment alone has " +

@@ -59,8 +59,7 @@ def assert_identical(tokenizer, texts, pairs=None, corpus="", **kwargs) -> int:
     """
     rows = 0
     truncation = kwargs.get("truncation")
-    # (only_second also fails single texts longer than max_length, in encode_batch too.)
-    if truncation == "only_second" or (pairs is not None and truncation == "only_first"):
+    if pairs is not None and truncation in ("only_first", "only_second"):
         texts, pairs = rows_that_fit(tokenizer, texts, pairs, truncation,
                                      kwargs.get("max_length", 128))
     for start in range(0, len(texts), BATCH):

@@ -125,6 +125,13 @@ def test_single_texts_cut_at_the_end(tokenizer, reference, data_dir):
         assert batch["input_word_ids"][row].tolist() == want
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_single_texts_ignore_the_pair_strategy(tokenizer, strategy):
+    row = tokenizer.encode("a b c d e f", max_length=5, truncation=strategy)
+    tokens = tokenizer.convert_ids_to_tokens(row["input_word_ids"])
+    assert tokens == ["[CLS]", "a", "b", "c", "[SEP]"]
+
+
 def test_padding_modes(tokenizer):
     texts = ["a", "a b c d e"]
     longest = tokenizer.encode_batch(texts, max_length=32)
