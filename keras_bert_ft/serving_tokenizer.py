@@ -338,12 +338,7 @@ class ServingTokenizer(tf.Module):
         first_len = lengths[:batch]
         if paired:
             keep_first, keep_second = self._kept_lengths(first_len, lengths[batch:], budget)
-        else:
-            if self.truncation == "only_second":
-                tf.debugging.assert_less_equal(
-                    first_len, tf.constant(budget, tf.int64),
-                    message=f"cannot truncate to max_length {self.max_length}: the text alone "
-                            "is too long (truncation only_second)")
+        else:  # a single text is always cut at the end, whatever the pair strategy
             keep_first = tf.minimum(first_len, budget)
             keep_second = tf.zeros_like(keep_first)
 

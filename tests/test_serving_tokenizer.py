@@ -149,7 +149,7 @@ def test_one_sided_truncation(vocab_file, data_dir, truncation):
         serving(tf.constant(args[0]), tf.constant(args[1]))
 
 
-@pytest.mark.parametrize("truncation", ["longest_first", "only_first", "ratio"])
+@pytest.mark.parametrize("truncation", ["longest_first", "only_first", "only_second", "ratio"])
 def test_single_texts(vocab_file, data_dir, truncation):
     tokenizer = WordPieceTokenizer(vocab_file)
     texts = corpora.sms_messages(data_dir)[:3000] + stress_lines(500)
