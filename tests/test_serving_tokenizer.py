@@ -46,8 +46,17 @@ def mismatches(tokenizer: WordPieceTokenizer, serving: ServingTokenizer, texts: 
     return bad
 
 
+def tsv_column(path: Path, column: int) -> list[str]:
+    """One column of a TSV file with a header row (SST-2 test, the raw MRPC files)."""
+    lines = path.read_text("utf-8-sig").split("\n")[1:]
+    return [line.split("\t")[column] for line in lines if line.strip()]
+
+
 def every_line(data_dir: Path) -> list[str]:
-    texts = corpora.sst2_sentences(data_dir, "train") + corpora.sms_messages(data_dir)
+    texts = corpora.sst2_sentences(data_dir, "train") + corpora.sst2_sentences(data_dir, "dev")
+    texts += tsv_column(data_dir / "sst2" / "test.tsv", 1) + corpora.sms_messages(data_dir)
+    for name in ("msr_paraphrase_train.txt", "msr_paraphrase_test.txt"):
+        texts += tsv_column(data_dir / "mrpc" / name, 3) + tsv_column(data_dir / "mrpc" / name, 4)
     for split in ("dev", "test"):
         texts += sum(corpora.snli_pairs(data_dir, split), [])
     for split in ("train", "dev", "test"):
