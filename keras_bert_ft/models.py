@@ -16,6 +16,9 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+# A classifier compiled by keras_bert_ft.training carries its AdamW and schedule;
+# importing them registers the classes so such a model reloads in a new process.
+import keras_bert_ft.training.optimizers  # noqa: F401
 from keras_bert_ft.layers.encoder import INPUT_NAMES
 
 POOLINGS = ("pooled", "cls", "mean")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -153,3 +157,29 @@ def test_keras_save_and_reload(tmp_path, tokenizer):
     assert set(loaded.predict_labels(texts)) <= {"neg", "neu", "pos"}
     config = loaded.get_config()
     assert BertClassifier.from_config(config).get_config()["label_names"] == config["label_names"]
+
+
+RELOAD = """
+import sys
+import keras
+import keras_bert_ft.models  # the only import a user needs to reload a classifier
+model = keras.saving.load_model(sys.argv[1])
+assert type(model.optimizer).__name__ == "AdamW", model.optimizer
+print(model.predict_labels(["a good movie"]))
+"""
+
+
+def test_compiled_model_reloads_in_a_fresh_process(tmp_path, tokenizer):
+    from keras_bert_ft.training import compile_classifier
+
+    model = BertClassifier(tiny_encoder(), 2, label_names=["neg", "pos"], tokenizer=tokenizer)
+    compile_classifier(model, total_steps=10, learning_rate=1e-4)
+    texts, labels = texts_and_labels(4)
+    batch = tokenizer.encode_batch(texts)
+    model.fit(batch, np.array(labels), epochs=1, verbose=0)
+    path = tmp_path / "compiled.keras"
+    model.save(path)
+    result = subprocess.run([sys.executable, "-c", RELOAD, str(path)], capture_output=True,
+                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] in ("['neg']", "['pos']")
