@@ -3,6 +3,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,21 +40,22 @@ TextViews CollectTexts(py::handle sequence, const char* name) {
   out.views.reserve(static_cast<size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
     PyObject* item = PyTuple_GET_ITEM(tuple, i);
-    const std::string where = std::string(name) + "[" + std::to_string(i) + "]";
+    // Only built for an error message: this loop runs for every text.
+    const auto where = [&]() { return std::string(name) + "[" + std::to_string(i) + "]"; };
     if (PyUnicode_Check(item)) {
       Py_ssize_t size = 0;
       const char* data = PyUnicode_AsUTF8AndSize(item, &size);
       if (data == nullptr) {
         PyErr_Clear();
-        throw py::value_error(where + " cannot be encoded as UTF-8 (it contains a lone surrogate)");
+        throw py::value_error(where() + " cannot be encoded as UTF-8 (it contains a lone surrogate)");
       }
       out.views.emplace_back(data, static_cast<size_t>(size));
     } else if (PyBytes_Check(item)) {
       out.views.emplace_back(PyBytes_AS_STRING(item), static_cast<size_t>(PyBytes_GET_SIZE(item)));
     } else if (item == Py_None) {
-      throw py::type_error(where + " is None; expected str or bytes");
+      throw py::type_error(where() + " is None; expected str or bytes");
     } else {
-      throw py::type_error(where + " has type " +
+      throw py::type_error(where() + " has type " +
                            std::string(Py_TYPE(item)->tp_name) +
                            "; expected str or bytes");
     }
@@ -76,6 +80,66 @@ std::string_view OneText(const py::handle& text, std::string* storage) {
   if (text.is_none()) throw py::type_error("text is None; expected str or bytes");
   throw py::type_error("text has type " + std::string(Py_TYPE(text.ptr())->tp_name) +
                        "; expected str or bytes");
+}
+
+// Memory for the output arrays, recycled between calls: fresh pages from the
+// system cost more than tokenizing, and with several threads writing them
+// the page faults and later unmapping serialize the threads.
+struct OutputBlock {
+  std::unique_ptr<int32_t[]> data;
+  size_t capacity = 0;
+};
+
+class OutputPool {
+ public:
+  OutputBlock* Take(size_t cells) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // The smallest block that fits, so big blocks stay free for big calls.
+      auto best = free_.end();
+      for (auto it = free_.begin(); it != free_.end(); ++it) {
+        if ((*it)->capacity >= cells && (best == free_.end() || (*it)->capacity < (*best)->capacity)) {
+          best = it;
+        }
+      }
+      if (best != free_.end()) {
+        OutputBlock* block = *best;
+        free_.erase(best);
+        return block;
+      }
+    }
+    auto* block = new OutputBlock;
+    block->data.reset(new int32_t[std::max<size_t>(cells, 1)]);  // not zeroed: all is written
+    block->capacity = cells;
+    return block;
+  }
+  // Keeps the largest few blocks, so many small calls do not evict a big one.
+  void Give(OutputBlock* block) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (block->capacity > kMaxCells) {
+      delete block;
+    } else if (free_.size() < kKept) {
+      free_.push_back(block);
+    } else {
+      auto smallest = std::min_element(free_.begin(), free_.end(),
+                                       [](const OutputBlock* a, const OutputBlock* b) {
+                                         return a->capacity < b->capacity;
+                                       });
+      if ((*smallest)->capacity < block->capacity) std::swap(*smallest, block);
+      delete block;
+    }
+  }
+
+ private:
+  static constexpr size_t kKept = 4;
+  static constexpr size_t kMaxCells = size_t{64} << 20;  // 256 MB
+  std::mutex mutex_;
+  std::vector<OutputBlock*> free_;
+};
+
+OutputPool& Outputs() {
+  static OutputPool* pool = new OutputPool();  // never destroyed: arrays may outlive exit hooks
+  return *pool;
 }
 
 kbf::Truncation ParseTruncation(const std::string& name) {
@@ -156,14 +220,19 @@ class PyTokenizer {
     py::array_t<int32_t> ids, mask, types, spans;
     auto allocate = [&](size_t batch, size_t seq) {
       py::gil_scoped_acquire acquire;
+      const size_t cells = batch * seq;
+      OutputBlock* block = Outputs().Take(cells * (offsets ? 5 : 3));
+      // The arrays share one block; it goes back to the pool when the last dies.
+      py::capsule owner(block, [](void* p) { Outputs().Give(static_cast<OutputBlock*>(p)); });
       const auto b = static_cast<py::ssize_t>(batch);
       const auto s = static_cast<py::ssize_t>(seq);
-      ids = py::array_t<int32_t>({b, s});
-      mask = py::array_t<int32_t>({b, s});
-      types = py::array_t<int32_t>({b, s});
-      if (offsets) spans = py::array_t<int32_t>({b, s, static_cast<py::ssize_t>(2)});
-      return kbf::BatchBuffers{ids.mutable_data(), mask.mutable_data(), types.mutable_data(),
-                               offsets ? spans.mutable_data() : nullptr};
+      int32_t* base = block->data.get();
+      ids = py::array_t<int32_t>({b, s}, base, owner);
+      mask = py::array_t<int32_t>({b, s}, base + cells, owner);
+      types = py::array_t<int32_t>({b, s}, base + 2 * cells, owner);
+      if (offsets) spans = py::array_t<int32_t>({b, s, py::ssize_t{2}}, base + 3 * cells, owner);
+      return kbf::BatchBuffers{base, base + cells, base + 2 * cells,
+                               offsets ? base + 3 * cells : nullptr};
     };
     kbf::BatchError error;
     {

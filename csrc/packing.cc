@@ -1,6 +1,8 @@
 #include "packing.h"
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 namespace kbf {
@@ -78,6 +80,7 @@ namespace {
 struct alignas(128) Chunk {
   std::vector<int32_t> ids;   // each example's first then second segment
   std::vector<Span> spans;    // parallel to ids when offsets are wanted
+  Scratch scratch;
   BatchError error;
 };
 
@@ -88,6 +91,46 @@ struct Example {
   size_t second;
   Kept kept;
 };
+
+// Buffers of one call. They are kept between calls: handing their memory back
+// to the system and faulting it in again cost more than the tokenizing, and
+// the unmapping stalls the other threads (TLB shootdowns).
+struct Workspace {
+  std::vector<Example> examples;
+  std::vector<Chunk> chunks;
+};
+
+// Above this many bytes a workspace is freed after use rather than kept.
+constexpr size_t kMaxKeptBytes = size_t{256} << 20;
+
+class WorkspacePool {
+ public:
+  std::unique_ptr<Workspace> Take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.empty()) return std::make_unique<Workspace>();
+    std::unique_ptr<Workspace> w = std::move(free_.back());
+    free_.pop_back();
+    return w;
+  }
+  void Give(std::unique_ptr<Workspace> w) {
+    size_t bytes = w->examples.capacity() * sizeof(Example);
+    for (const Chunk& c : w->chunks) {
+      bytes += c.ids.capacity() * sizeof(int32_t) + c.spans.capacity() * sizeof(Span);
+    }
+    if (bytes > kMaxKeptBytes) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.size() < 4) free_.push_back(std::move(w));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Workspace>> free_;
+};
+
+WorkspacePool& Pool() {
+  static WorkspacePool* pool = new WorkspacePool();  // never destroyed: used at exit too
+  return *pool;
+}
 
 }  // namespace
 
@@ -113,11 +156,25 @@ BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string
   const Truncation strategy = has_pairs ? options.truncation : Truncation::kLongestFirst;
   const size_t threads = std::max<size_t>(1, std::min(options.num_threads, n / 64 + 1));
 
-  std::vector<Example> examples(n);
-  std::vector<Chunk> chunks(threads);
+  std::unique_ptr<Workspace> workspace = Pool().Take();
+  std::vector<Example>& examples = workspace->examples;
+  std::vector<Chunk>& chunks = workspace->chunks;
+  examples.resize(n);
+  chunks.resize(threads);
   ParallelFor(n, threads, [&](size_t c, size_t begin, size_t end) {
     Chunk& chunk = chunks[c];
-    Scratch scratch;
+    chunk.ids.clear();
+    chunk.spans.clear();
+    chunk.error = BatchError{};
+    // Every token but a special one consumes at least a byte, so the chunk's
+    // bytes bound its token count: one reservation, no regrowing.
+    size_t bytes = 0;
+    for (size_t i = begin; i < end; ++i) {
+      bytes += texts[i].size() + (has_pairs ? pairs[i].size() : 0);
+    }
+    chunk.ids.reserve(bytes);
+    if (options.offsets) chunk.spans.reserve(bytes);
+    Scratch& scratch = chunk.scratch;
     std::vector<Span>* spans = options.offsets ? &chunk.spans : nullptr;
     for (size_t i = begin; i < end; ++i) {
       Example& ex = examples[i];
@@ -143,7 +200,11 @@ BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string
     }
   });
   for (const Chunk& chunk : chunks) {
-    if (!chunk.error.ok) return chunk.error;
+    if (!chunk.error.ok) {
+      error = chunk.error;
+      Pool().Give(std::move(workspace));
+      return error;
+    }
   }
 
   size_t seq = options.pad_to_max_length ? options.max_length : 0;
@@ -190,14 +251,14 @@ BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string
         put_segment(ex.start + ex.first, ex.kept.second, 1);
         put(sep, 1, nullptr);
       }
-      for (; k < seq; ++k) {
-        ids[k] = pad;
-        mask[k] = 0;
-        types[k] = 0;
-        if (offs) offs[2 * k] = offs[2 * k + 1] = 0;
-      }
+      // Padding, one array at a time: plain fills the compiler turns into wide stores.
+      std::fill(ids + k, ids + seq, pad);
+      std::fill(mask + k, mask + seq, 0);
+      std::fill(types + k, types + seq, 0);
+      if (offs) std::fill(offs + 2 * k, offs + 2 * seq, 0);
     }
   });
+  Pool().Give(std::move(workspace));
   return error;
 }
 

@@ -138,3 +138,20 @@ def test_cased_vocabulary(tmp_path, vocab_file, data_dir):
     assert got == want
     assert ours.tokenize("The Movie") == ["The", "Movie"]
     assert ours.tokenize("Café") == reference.encode("Café", add_special_tokens=False).tokens
+
+
+def test_outputs_survive_later_calls(tokenizer, data_dir):
+    # Output memory is recycled between calls: arrays still alive must keep theirs.
+    texts = sst2_sentences(data_dir, "dev")
+    first = tokenizer.encode_batch(texts, max_length=64, num_threads=2)
+    saved = {name: array.copy() for name, array in first.items()}
+    row = first["input_word_ids"][3]  # a view keeps the block alive too
+    row_saved = row.copy()
+    del first
+    for _ in range(6):
+        tokenizer.encode_batch(texts[::-1], max_length=64, num_threads=2)
+        tokenizer.encode_batch(["x y z"] * 500, ["q"] * 500, max_length=8, return_offsets=True)
+    np.testing.assert_array_equal(row, row_saved)
+    again = tokenizer.encode_batch(texts, max_length=64, num_threads=1)
+    for name, array in saved.items():
+        np.testing.assert_array_equal(again[name], array)
