@@ -288,11 +288,7 @@ class BertClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(
-            config["encoder"], custom_objects=custom_objects
-        )
-        return cls(**config)
+        return cls(**with_encoder_deserialized(config, custom_objects))
 
     def save_assets(self, dir_path: str) -> None:
         # The vocabulary goes into the .keras archive next to the weights.
@@ -316,3 +312,11 @@ def _head_type(num_classes: int, binary_sigmoid: bool, multi_label: bool) -> str
     if multi_label:
         return "multi_label"
     return "binary" if binary_sigmoid else "softmax"
+
+
+def with_encoder_deserialized(config: dict, custom_objects=None) -> dict:
+    """A copy of a model config whose serialized "encoder" is rebuilt as a model."""
+    config = dict(config)
+    config["encoder"] = keras.saving.deserialize_keras_object(
+        config["encoder"], custom_objects=custom_objects)
+    return config

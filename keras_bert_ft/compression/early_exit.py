@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_bert_ft.layers.encoder import INPUT_NAMES
-from keras_bert_ft.models import MaskedMeanPooling
+from keras_bert_ft.models import MaskedMeanPooling, with_encoder_deserialized
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_ft")
@@ -179,8 +179,4 @@ class EarlyExitClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(
-            config["encoder"], custom_objects=custom_objects
-        )
-        return cls(**config)
+        return cls(**with_encoder_deserialized(config, custom_objects))

@@ -23,7 +23,7 @@ from keras import ops
 
 from keras_bert_ft.atomic import atomic_path
 from keras_bert_ft.layers.encoder import INPUT_NAMES
-from keras_bert_ft.models import MaskedMeanPooling
+from keras_bert_ft.models import MaskedMeanPooling, with_encoder_deserialized
 
 SIDES = ("left", "right")
 
@@ -137,11 +137,7 @@ class TwoTowerClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(
-            config["encoder"], custom_objects=custom_objects
-        )
-        return cls(**config)
+        return cls(**with_encoder_deserialized(config, custom_objects))
 
 
 def pair_features(tokenizer, texts: Sequence[str], pairs: Sequence[str],
