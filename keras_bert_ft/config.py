@@ -105,13 +105,19 @@ class BertConfig:
             raise ValueError(f"model_type {model_type!r} is not supported (only 'bert')")
         if d.get("position_embedding_type", "absolute") != "absolute":
             raise ValueError("only absolute position embeddings are supported")
+        return cls._from_bert_keys(d, _HF_ACTIVATIONS, "Hugging Face")
+
+    @classmethod
+    def _from_bert_keys(cls, d: dict[str, Any], activations: dict[str, str],
+                        source: str) -> BertConfig:
+        # Hugging Face and Google share these keys; only what "gelu" means differs.
         return cls(
             vocab_size=d["vocab_size"],
             hidden_size=d["hidden_size"],
             num_layers=d["num_hidden_layers"],
             num_heads=d["num_attention_heads"],
             intermediate_size=d["intermediate_size"],
-            hidden_act=_translate(d.get("hidden_act", "gelu"), _HF_ACTIVATIONS, "Hugging Face"),
+            hidden_act=_translate(d.get("hidden_act", "gelu"), activations, source),
             hidden_dropout=d.get("hidden_dropout_prob", 0.1),
             attention_dropout=d.get("attention_probs_dropout_prob", 0.1),
             max_position_embeddings=d.get("max_position_embeddings", 512),
@@ -122,27 +128,21 @@ class BertConfig:
             share_layers=d.get("kbf_share_layers", False),
         )
 
-    def to_hf_dict(self) -> dict[str, Any]:
-        """As a Hugging Face `config.json` (model_type "bert")."""
+    def _bert_keys(self, hidden_act: str) -> dict[str, Any]:
+        """The keys Hugging Face and Google configs share, with `hidden_act` as given."""
         d = {
-            "architectures": ["BertModel"],
-            "model_type": "bert",
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "num_hidden_layers": self.num_layers,
             "num_attention_heads": self.num_heads,
             "intermediate_size": self.intermediate_size,
-            "hidden_act": {"gelu_exact": "gelu", "gelu_tanh": "gelu_new"}.get(
-                self.hidden_act, self.hidden_act
-            ),
+            "hidden_act": hidden_act,
             "hidden_dropout_prob": self.hidden_dropout,
             "attention_probs_dropout_prob": self.attention_dropout,
             "max_position_embeddings": self.max_position_embeddings,
             "type_vocab_size": self.type_vocab_size,
-            "layer_norm_eps": self.layer_norm_eps,
             "initializer_range": self.initializer_range,
-            "position_embedding_type": "absolute",
-            "pad_token_id": 0,
+            "layer_norm_eps": self.layer_norm_eps,
         }
         # Not readable by transformers' BertModel; kept so this package reads them back.
         if self.embedding_size:
@@ -151,48 +151,23 @@ class BertConfig:
             d["kbf_share_layers"] = True
         return d
 
+    def to_hf_dict(self) -> dict[str, Any]:
+        """As a Hugging Face `config.json` (model_type "bert")."""
+        hidden_act = {"gelu_exact": "gelu", "gelu_tanh": "gelu_new"}.get(
+            self.hidden_act, self.hidden_act)
+        return {"architectures": ["BertModel"], "model_type": "bert",
+                **self._bert_keys(hidden_act),
+                "position_embedding_type": "absolute", "pad_token_id": 0}
+
     # ---- Google bert_config.json --------------------------------------------------
     @classmethod
     def from_google_dict(cls, d: dict[str, Any]) -> BertConfig:
         """From Google's `bert_config.json`, where "gelu" means the tanh form."""
-        return cls(
-            vocab_size=d["vocab_size"],
-            hidden_size=d["hidden_size"],
-            num_layers=d["num_hidden_layers"],
-            num_heads=d["num_attention_heads"],
-            intermediate_size=d["intermediate_size"],
-            hidden_act=_translate(d.get("hidden_act", "gelu"), _GOOGLE_ACTIVATIONS, "Google"),
-            hidden_dropout=d.get("hidden_dropout_prob", 0.1),
-            attention_dropout=d.get("attention_probs_dropout_prob", 0.1),
-            max_position_embeddings=d.get("max_position_embeddings", 512),
-            type_vocab_size=d.get("type_vocab_size", 2),
-            layer_norm_eps=d.get("layer_norm_eps", 1e-12),
-            initializer_range=d.get("initializer_range", 0.02),
-            embedding_size=d.get("embedding_size"),
-            share_layers=d.get("kbf_share_layers", False),
-        )
+        return cls._from_bert_keys(d, _GOOGLE_ACTIVATIONS, "Google")
 
     def to_google_dict(self) -> dict[str, Any]:
         """As Google's `bert_config.json` ("gelu" there means the tanh form)."""
-        d = {
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "num_hidden_layers": self.num_layers,
-            "num_attention_heads": self.num_heads,
-            "intermediate_size": self.intermediate_size,
-            "hidden_act": {"gelu_tanh": "gelu"}.get(self.hidden_act, self.hidden_act),
-            "hidden_dropout_prob": self.hidden_dropout,
-            "attention_probs_dropout_prob": self.attention_dropout,
-            "max_position_embeddings": self.max_position_embeddings,
-            "type_vocab_size": self.type_vocab_size,
-            "initializer_range": self.initializer_range,
-            "layer_norm_eps": self.layer_norm_eps,
-        }
-        if self.embedding_size:
-            d["embedding_size"] = self.embedding_size
-        if self.share_layers:
-            d["kbf_share_layers"] = True
-        return d
+        return self._bert_keys({"gelu_tanh": "gelu"}.get(self.hidden_act, self.hidden_act))
 
     # ---- keras-hub BertBackbone ---------------------------------------------------
     @classmethod
