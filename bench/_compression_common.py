@@ -16,14 +16,15 @@ os.environ.setdefault("KBF_DATA_DIR", str(Path(__file__).resolve().parents[2] / 
 TEACHER_DIR = Path("/tmp/kbf_bench/sst2_teacher")
 
 
-def load_teacher():
-    """The SST-2 teacher written by bench/_sst2_teacher.py."""
+def load_teacher(directory: str | os.PathLike = TEACHER_DIR):
+    """An SST-2 teacher: the output folder of bench/_sst2_teacher.py, or of
+    `bench/finetune_accuracy.py sst2 --save-dir DIR` (trained on all of SST-2 train)."""
     import keras
 
     import keras_bert_ft.models  # noqa: F401  (registers the model classes)
     import keras_bert_ft.training  # noqa: F401  (and the optimizer the file holds)
 
-    path = TEACHER_DIR / "model.keras"
+    path = Path(directory) / "model.keras"
     if not path.exists():
         raise SystemExit(f"{path} missing: run bench/_sst2_teacher.py first")
     return keras.models.load_model(path)

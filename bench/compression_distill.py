@@ -1,7 +1,9 @@
 """Distillation on SST-2: a k-layer student from the 6-layer teacher.
 
 Usage: python bench/compression_distill.py [--layers 3] [--train-size 8000] [--epochs 2]
-Needs the teacher from bench/_sst2_teacher.py (same --train-size). Reports dev
+                                          [--teacher DIR]
+Needs a teacher: bench/_sst2_teacher.py (same --train-size), or the model that
+`bench/finetune_accuracy.py sst2 --save-dir DIR` keeps (--train-size 0: all rows). Reports dev
 accuracy of teacher, the truncated student before distillation and after,
 and batch-1 latency (median over dev sentences, real lengths, taken in turns).
 """
@@ -9,7 +11,9 @@ and batch-1 latency (median over dev sentences, real lengths, taken in turns).
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import _compression_common as common
 import numpy as np
@@ -22,7 +26,9 @@ from keras_bert_ft.data import load_dataset
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--train-size", type=int, default=8000)
+    p.add_argument("--train-size", type=int, default=8000, help="0: all of SST-2 train")
+    p.add_argument("--teacher", default=str(common.TEACHER_DIR))
+    p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--alpha", type=float, default=0.5)
@@ -30,9 +36,10 @@ def main() -> None:
     a = p.parse_args()
     start = time.perf_counter()
     splits = load_dataset("sst2")
-    train = common_subset(splits["train"], a.train_size)
+    train = common_subset(splits["train"], a.train_size) if a.train_size else splits["train"]
     dev = splits["validation"]
-    teacher = common.load_teacher()
+    teacher = common.load_teacher(a.teacher)
+    teacher_settings = json.loads((Path(a.teacher) / "settings.json").read_text())
     x_dev = teacher.encode(dev.texts)
     teacher_acc = common.accuracy(teacher.predict(x_dev, batch_size=64, verbose=0), dev.labels)
     truncated_acc = common.accuracy(
@@ -40,19 +47,24 @@ def main() -> None:
         dev.labels)  # fmt: skip
     t = time.perf_counter()
     student, history = distill(teacher, train, dev, num_layers=a.layers, epochs=a.epochs,
-                               temperature=a.temperature, alpha=a.alpha)  # fmt: skip
+                               temperature=a.temperature, alpha=a.alpha,
+                               learning_rate=a.learning_rate)  # fmt: skip
     train_seconds = time.perf_counter() - t
     student_acc = common.accuracy(student.predict(x_dev, batch_size=64, verbose=0), dev.labels)
     examples = [common.rows(x_dev, i) for i in range(min(a.latency_examples, len(dev)))]
     ms = common.interleaved_latency_ms(
         {"teacher": common.compiled(teacher), "student": common.compiled(student)}, examples)
     payload = {
-        "train_subset": f"first {len(train)} of {len(splits['train'])} SST-2 train rows",
+        "train_subset": (f"first {len(train)} of {len(splits['train'])} SST-2 train rows"
+                         if a.train_size else f"all {len(train)} SST-2 train rows"),
+        "teacher_dir": a.teacher,
+        "teacher_settings": teacher_settings,
         "teacher": {"layers": teacher.encoder.config.num_layers, "dev_accuracy": teacher_acc,
                     "batch1_ms": ms["teacher"]},
         "student": {"layers": a.layers, "dev_accuracy": student_acc, "batch1_ms": ms["student"],
                     "dev_accuracy_before_distillation": truncated_acc},
-        "settings": {"temperature": a.temperature, "alpha": a.alpha, "epochs": a.epochs},
+        "settings": {"temperature": a.temperature, "alpha": a.alpha, "epochs": a.epochs,
+                     "learning_rate": a.learning_rate},
         "history": {k: [float(v) for v in vs] for k, vs in history.items()},
         "accuracy_kept": student_acc / teacher_acc,
         "speedup_batch1": ms["teacher"] / ms["student"],
@@ -61,10 +73,11 @@ def main() -> None:
         "latency_examples": len(examples),
     }
     md = (
-        f"Teacher: all-MiniLM-L6-v2 (6 layers) fine-tuned on {payload['train_subset']} "
-        "(bench/_sst2_teacher.py, 2 epochs). Student: the teacher's first "
-        f"{a.layers} layers + head, distilled on the same rows (T={a.temperature}, "
-        f"alpha={a.alpha}, {a.epochs} epochs, {train_seconds:.0f} s). Dev: {len(dev)} rows.\n\n"
+        f"Teacher: all-MiniLM-L6-v2 (6 layers) fine-tuned on SST-2 train "
+        f"({teacher_settings['epochs']} epochs, lr {teacher_settings['learning_rate']}; "
+        f"`{a.teacher}`). Student: the teacher's first {a.layers} layers + head, distilled on "
+        f"{payload['train_subset']} (T={a.temperature}, alpha={a.alpha}, lr {a.learning_rate}, "
+        f"{a.epochs} epochs, {train_seconds:.0f} s). Dev: {len(dev)} rows.\n\n"
         "| model | layers | SST-2 dev accuracy | batch-1 latency (median ms) |\n"
         "| --- | ---: | ---: | ---: |\n"
         f"| teacher | {payload['teacher']['layers']} | {teacher_acc:.4f} | {ms['teacher']:.2f} |\n"

@@ -47,6 +47,11 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-train-examples", type=int)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pooling", choices=["pooled", "cls", "mean"])
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--hidden-units", type=int, nargs="*", help="an MLP between pooling and output")
+    p.add_argument("--class-weight", choices=["balanced"])
+    p.add_argument("--save-dir", help="also keep the trained model (model.keras) here")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
 
@@ -67,6 +72,16 @@ def main() -> int:
         settings.epochs = args.epochs
     if args.learning_rate:
         settings.learning_rate = args.learning_rate
+    if args.pooling:
+        settings.pooling = args.pooling
+    if args.max_length:
+        settings.max_length = args.max_length
+    if args.hidden_units is not None:
+        settings.hidden_units = tuple(args.hidden_units)
+    if args.class_weight:
+        settings.class_weight = args.class_weight
+    if args.save_dir:
+        settings.output_dir = args.save_dir
     start = time.perf_counter()
     result = finetune(train, splits.get(va) if va else None, splits.get(te) if te else None,
                       settings)  # fmt: skip
