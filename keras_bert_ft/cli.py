@@ -381,6 +381,9 @@ def _configure_distill(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("distillation")
     g.add_argument("--student-layers", type=int, default=3,
                    help="the student keeps the teacher's first N layers (default 3)")
+    g.add_argument("--student-intermediate-size", type=int,
+                   help="prune each kept layer's feed-forward units to this many "
+                        "(default: keep all)")
     g.add_argument("--temperature", type=float, default=2.0, help="softmax temperature (default 2)")
     g.add_argument("--alpha", type=float, default=0.5,
                    help="weight of the hard-label loss; 1 - alpha goes to the soft targets")
@@ -417,7 +420,8 @@ def distill_command(args) -> int:
         if ds is not None:
             print(_describe(name, ds))
     student, _ = distill(
-        teacher, train, val, num_layers=args.student_layers, temperature=args.temperature,
+        teacher, train, val, num_layers=args.student_layers,
+        intermediate_size=args.student_intermediate_size, temperature=args.temperature,
         alpha=args.alpha, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed,
     )  # fmt: skip
@@ -432,7 +436,9 @@ def distill_command(args) -> int:
         report = evaluate_report(student, features, report_on.labels, student.label_names)
         print(report.to_text())
         report.save(out / "report", extra={"teacher": str(args.teacher), "data": report_on.source,
-                                           "student_layers": args.student_layers})  # fmt: skip
+                                           "student_layers": args.student_layers,
+                                           "student_intermediate_size":
+                                               args.student_intermediate_size})  # fmt: skip
     print(f"Saved: {out}/model.keras")
     return 0
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_bert_ft.serving_ops import saved_model_ops
+
 TEXT_SIGNATURE = "serving_default"
 
 
@@ -37,6 +39,8 @@ class ExportedClassifier:
         import tensorflow_text  # noqa: F401  (registers the WordPiece kernels)
 
         self.path = resolve_export(path)
+        if "KbfWordPieceEncode" in saved_model_ops(self.path):  # a tokenizer_ops="custom" export
+            from keras_bert_ft import ops  # noqa: F401  (loads the op's kernels)
         self._tf = tf
         self._fn = tf.saved_model.load(str(self.path)).signatures[TEXT_SIGNATURE]
         self.inputs = sorted(self._fn.structured_input_signature[1])

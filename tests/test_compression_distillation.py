@@ -9,6 +9,7 @@ from _tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
 
 from keras_bert_ft.compression.distillation import (
     Distiller,
+    feed_forward_units,
     make_student,
     soft_target_loss,
     truncate_encoder,
@@ -40,6 +41,46 @@ def test_truncated_encoder_copies_the_first_layers(teacher):
     assert student.config.num_layers == 2
     want = teacher.encoder(x)["encoder_outputs"][1]
     np.testing.assert_allclose(student(x)["sequence_output"], want, atol=1e-5)
+
+
+def test_pruning_units_that_add_nothing_keeps_the_outputs(teacher):
+    """Units with a zero output row contribute nothing: pruning exactly them is lossless."""
+    x, _ = _features(teacher)
+    source = truncate_encoder(teacher.encoder, 2)
+    width = source.config.intermediate_size
+    dead = np.arange(1, width, 2)  # every other unit
+    for i in range(2):
+        w_out = source.weight_map()[f"encoder/layer_{i}/output/dense/kernel"]
+        values = keras.ops.convert_to_numpy(w_out).copy()
+        values[dead] = 0.0
+        w_out.assign(values)
+    pruned = truncate_encoder(source, 2, intermediate_size=width - len(dead))
+    assert pruned.config.intermediate_size == width - len(dead)
+    np.testing.assert_allclose(pruned(x)["sequence_output"], source(x)["sequence_output"],
+                               atol=1e-5)  # fmt: skip
+    kept = pruned.weight_map()["encoder/layer_1/intermediate/dense/kernel"]
+    np.testing.assert_array_equal(
+        kept, keras.ops.convert_to_numpy(
+            source.weight_map()["encoder/layer_1/intermediate/dense/kernel"])[:, 0::2])
+
+
+def test_feed_forward_units_ranks_by_norm_product():
+    w_in = np.array([[1.0, 3.0, 0.1, 2.0]])  # (hidden 1, units 4)
+    w_out = np.array([[1.0], [1.0], [100.0], [0.1]])  # (units 4, hidden 1)
+    # products: 1, 3, 10, 0.2 -> the top two are units 1 and 2, returned in order
+    np.testing.assert_array_equal(feed_forward_units(w_in, w_out, 2), [1, 2])
+
+
+def test_pruned_student_needs_copied_layers_and_a_valid_width(teacher):
+    with pytest.raises(ValueError, match="intermediate_size"):
+        truncate_encoder(teacher.encoder, 2, intermediate_size=10**6)
+    config = BertConfig(num_layers=1, hidden_size=16, num_heads=2, intermediate_size=32)
+    with pytest.raises(ValueError, match="give num_layers"):
+        make_student(teacher, config=config, intermediate_size=8)
+    student = make_student(teacher, num_layers=2, intermediate_size=8)
+    x, _ = _features(teacher)
+    assert student.encoder.config.intermediate_size == 8
+    assert student.predict(x, verbose=0).shape == (16, 2)
 
 
 def test_full_depth_student_equals_teacher(teacher):
@@ -103,10 +144,12 @@ def test_distill_command(teacher, tmp_path, capsys):
     out = tmp_path / "student"
     status = main(["distill", str(tmp_path / "teacher.keras"), "--train", str(csv),
                    "--validation-split", "0.25", "--student-layers", "1", "--epochs", "1",
-                   "--batch-size", "8", "--output-dir", str(out)])  # fmt: skip
+                   "--student-intermediate-size", "16", "--batch-size", "8",
+                   "--output-dir", str(out)])  # fmt: skip
     assert status == 0
     student = keras.models.load_model(out / "model.keras")
     assert student.encoder.config.num_layers == 1
+    assert student.encoder.config.intermediate_size == 16
     assert student.label_names == ("neg", "pos")
     assert (out / "report" / "metrics.json").exists()
     assert "accuracy" in capsys.readouterr().out

@@ -73,6 +73,27 @@ def test_custom_op_export_serves_like_the_model(vocab_file, tmp_path, pairs):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_predict_command_loads_custom_op_exports(vocab_file, tmp_path):
+    """`ExportedClassifier` (behind `keras-bert-ft predict`) loads the op library itself."""
+    tokenizer = WordPieceTokenizer(vocab_file)
+    model = tiny_classifier(tokenizer.vocab_size)
+    path = export_for_serving(model, tokenizer, tmp_path / "custom", label_names=["a", "b", "c"],
+                              max_length=16, tokenizer_ops="custom")  # fmt: skip
+    code = f"""
+import json
+from keras_bert_ft.serving_predict import ExportedClassifier
+out = ExportedClassifier({str(path)!r}).predict({TEXTS!r})
+print(json.dumps([out["probabilities"].tolist(), out["label"].tolist()]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    probabilities, labels = json.loads(result.stdout.strip().splitlines()[-1])
+    want = model.predict(tokenizer.encode_batch(TEXTS, max_length=16), verbose=0)
+    np.testing.assert_allclose(probabilities, want, rtol=1e-5, atol=1e-6)
+    assert labels == [["a", "b", "c"][i] for i in want.argmax(-1)]
+
+
 def test_unknown_tokenizer_ops(vocab_file, tmp_path):
     tokenizer = WordPieceTokenizer(vocab_file)
     with pytest.raises(ValueError, match="tokenizer_ops must be one of"):

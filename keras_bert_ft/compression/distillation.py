@@ -1,9 +1,10 @@
 """Knowledge distillation: a student learns a teacher's soft targets.
 
 The student is the teacher with only its first k transformer layers (weights
-copied, so it starts close to the teacher), or a fresh encoder of a narrower
-config. `Distiller` wraps student and teacher in one `keras.Model` so that
-plain `model.fit` trains it; its loss is
+copied, so it starts close to the teacher; optionally with the least important
+feed-forward units pruned), or a fresh encoder of a narrower config.
+`Distiller` wraps student and teacher in one `keras.Model` so that plain
+`model.fit` trains it; its loss is
 
     alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(teacher_T || student_T)
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_bert_ft.config import BertConfig
@@ -28,35 +30,65 @@ def logits_model(classifier: keras.Model) -> keras.Model:
     return keras.Model(classifier.input, classifier.get_layer("logits").output)
 
 
-def truncate_encoder(encoder: BertEncoder, num_layers: int) -> BertEncoder:
-    """A new encoder with the embeddings, first `num_layers` blocks and pooler of `encoder`."""
+def truncate_encoder(
+    encoder: BertEncoder, num_layers: int, intermediate_size: int | None = None
+) -> BertEncoder:
+    """A new encoder with the embeddings, first `num_layers` blocks and pooler of `encoder`.
+
+    With `intermediate_size` smaller than the encoder's, each block's feed-forward
+    layer keeps only that many hidden units: those whose input column and output
+    row have the largest norm product (a unit with a small product adds little
+    to the block's output), so the student is narrower and faster per layer.
+    """
     if not 1 <= num_layers <= encoder.config.num_layers:
         raise ValueError(
             f"num_layers={num_layers}, but the teacher has {encoder.config.num_layers} layers"
         )
-    student = BertEncoder(encoder.config.replace(num_layers=num_layers))
-    source = encoder.weight_map()
+    full = encoder.config.intermediate_size
+    width = full if intermediate_size is None else intermediate_size
+    if not 1 <= width <= full:
+        raise ValueError(f"intermediate_size={intermediate_size}: must be in [1, {full}]")
+    student = BertEncoder(encoder.config.replace(num_layers=num_layers, intermediate_size=width))
+    source = {name: keras.ops.convert_to_numpy(v) for name, v in encoder.weight_map().items()}
+    for i in range(num_layers if width < full else 0):
+        w_in, b_in, w_out = (f"encoder/layer_{i}/{part}" for part in (
+            "intermediate/dense/kernel", "intermediate/dense/bias", "output/dense/kernel"))
+        keep = feed_forward_units(source[w_in], source[w_out], width)
+        source[w_in] = source[w_in][:, keep]
+        source[b_in] = source[b_in][keep]
+        source[w_out] = source[w_out][keep]
     for name, variable in student.weight_map().items():
         variable.assign(source[name])
     return student
+
+
+def feed_forward_units(kernel_in: np.ndarray, kernel_out: np.ndarray, width: int) -> np.ndarray:
+    """Indices (ascending) of the `width` feed-forward units with the largest
+    `|kernel_in[:, j]| * |kernel_out[j, :]|`."""
+    score = np.linalg.norm(kernel_in, axis=0) * np.linalg.norm(kernel_out, axis=1)
+    return np.sort(np.argsort(-score, kind="stable")[:width])
 
 
 def make_student(
     teacher: BertClassifier,
     num_layers: int | None = None,
     config: BertConfig | None = None,
+    intermediate_size: int | None = None,
 ) -> BertClassifier:
     """A student classifier with the teacher's head settings and tokenizer.
 
-    Give `num_layers` (copy the teacher's first k layers and its head) or
-    `config` (a fresh, randomly initialised encoder, e.g. narrower).
+    Give `num_layers` (copy the teacher's first k layers and its head, with
+    `intermediate_size` pruning their feed-forward layers: see `truncate_encoder`)
+    or `config` (a fresh, randomly initialised encoder, e.g. narrower).
     """
     if (num_layers is None) == (config is None):
         raise ValueError("give exactly one of num_layers or config")
+    if intermediate_size is not None and num_layers is None:
+        raise ValueError("intermediate_size prunes copied layers: give num_layers with it")
     if teacher.head_type != "softmax":
         raise ValueError("distillation needs a softmax head (soft targets over classes)")
     if num_layers is not None:
-        encoder = truncate_encoder(teacher.encoder, num_layers)
+        encoder = truncate_encoder(teacher.encoder, num_layers, intermediate_size)
     else:
         encoder = BertEncoder(config)
     student = BertClassifier(
@@ -157,6 +189,7 @@ def distill(
     *,
     num_layers: int | None = None,
     config: BertConfig | None = None,
+    intermediate_size: int | None = None,
     temperature: float = 2.0,
     alpha: float = 0.5,
     epochs: int = 3,
@@ -174,7 +207,8 @@ def distill(
     from keras_bert_ft.training.optimizers import create_optimizer
 
     keras.utils.set_random_seed(seed)
-    student = make_student(teacher, num_layers=num_layers, config=config)
+    student = make_student(teacher, num_layers=num_layers, config=config,
+                           intermediate_size=intermediate_size)  # fmt: skip
     kw = dict(max_length=teacher.max_length, truncation=teacher.truncation,
               batch_size=batch_size)  # fmt: skip
     train_ds = dataset_from(train, teacher.tokenizer, shuffle=True, seed=seed, **kw)
