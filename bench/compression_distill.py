@@ -26,6 +26,8 @@ from keras_bert_ft.data import load_dataset
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--intermediate-size", type=int,
+                   help="prune the student's feed-forward units to this many per layer")
     p.add_argument("--train-size", type=int, default=8000, help="0: all of SST-2 train")
     p.add_argument("--teacher", default=str(common.TEACHER_DIR))
     p.add_argument("--learning-rate", type=float, default=1e-4)
@@ -42,11 +44,12 @@ def main() -> None:
     teacher_settings = json.loads((Path(a.teacher) / "settings.json").read_text())
     x_dev = teacher.encode(dev.texts)
     teacher_acc = common.accuracy(teacher.predict(x_dev, batch_size=64, verbose=0), dev.labels)
+    shape = dict(num_layers=a.layers, intermediate_size=a.intermediate_size)
     truncated_acc = common.accuracy(
-        make_student(teacher, num_layers=a.layers).predict(x_dev, batch_size=64, verbose=0),
+        make_student(teacher, **shape).predict(x_dev, batch_size=64, verbose=0),
         dev.labels)  # fmt: skip
     t = time.perf_counter()
-    student, history = distill(teacher, train, dev, num_layers=a.layers, epochs=a.epochs,
+    student, history = distill(teacher, train, dev, **shape, epochs=a.epochs,
                                temperature=a.temperature, alpha=a.alpha,
                                learning_rate=a.learning_rate)  # fmt: skip
     train_seconds = time.perf_counter() - t
@@ -61,7 +64,9 @@ def main() -> None:
         "teacher_settings": teacher_settings,
         "teacher": {"layers": teacher.encoder.config.num_layers, "dev_accuracy": teacher_acc,
                     "batch1_ms": ms["teacher"]},
-        "student": {"layers": a.layers, "dev_accuracy": student_acc, "batch1_ms": ms["student"],
+        "student": {"layers": a.layers,
+                    "intermediate_size": student.encoder.config.intermediate_size,
+                    "dev_accuracy": student_acc, "batch1_ms": ms["student"],
                     "dev_accuracy_before_distillation": truncated_acc},
         "settings": {"temperature": a.temperature, "alpha": a.alpha, "epochs": a.epochs,
                      "learning_rate": a.learning_rate},
@@ -75,7 +80,11 @@ def main() -> None:
     md = (
         f"Teacher: all-MiniLM-L6-v2 (6 layers) fine-tuned on SST-2 train "
         f"({teacher_settings['epochs']} epochs, lr {teacher_settings['learning_rate']}; "
-        f"`{a.teacher}`). Student: the teacher's first {a.layers} layers + head, distilled on "
+        f"`{a.teacher}`). Student: the teacher's first {a.layers} layers + head"
+        + (f", each feed-forward layer pruned to the {a.intermediate_size} of "
+           f"{teacher.encoder.config.intermediate_size} units with the largest weight norms"
+           if a.intermediate_size else "")
+        + ", distilled on "
         f"{payload['train_subset']} (T={a.temperature}, alpha={a.alpha}, lr {a.learning_rate}, "
         f"{a.epochs} epochs, {train_seconds:.0f} s). Dev: {len(dev)} rows.\n\n"
         "| model | layers | SST-2 dev accuracy | batch-1 latency (median ms) |\n"
@@ -86,9 +95,10 @@ def main() -> None:
         f"Accuracy kept: {payload['accuracy_kept']:.1%}; speed-up at batch 1: "
         f"{payload['speedup_batch1']:.2f}x (over {len(examples)} dev sentences at their real "
         f"length, teacher and student timed in turns). Wall time: "
-        f"{payload['wall_seconds']:.0f} s on a 2-core CPU shared with other jobs."
+        f"{payload['wall_seconds']:.0f} s on a 2-core CPU."
     )
-    write_result(f"compression_distill_{a.layers}layer", payload, md)
+    narrow = f"_ffn{a.intermediate_size}" if a.intermediate_size else ""
+    write_result(f"compression_distill_{a.layers}layer{narrow}", payload, md)
     print(md)
 
 

@@ -91,7 +91,7 @@ def main() -> None:
         f"Batched (32 rows, threshold 0.9, rows leaving at different layers): accuracy "
         f"{payload['batched_check']['dev_accuracy']:.4f}, mean layers "
         f"{batched.mean_layers:.2f}.\nWall time: {payload['wall_seconds']:.0f} s on a 2-core "
-        "CPU shared with other jobs."
+        "CPU."
     )
     write_result("compression_early_exit", payload, md)
     print(md)

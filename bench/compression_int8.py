@@ -102,7 +102,7 @@ def main() -> None:
         + "\n".join(lines) + "\n\n" + summary + "\n\n"
         f"Accuracy gate (dynamic, max drop {a.max_accuracy_drop}): float "
         f"{gate.float_accuracy:.4f} -> {gate.quantized_accuracy:.4f}, passed, written.\n"
-        f"Wall time: {payload['wall_seconds']:.0f} s on a 2-core CPU shared with other jobs."
+        f"Wall time: {payload['wall_seconds']:.0f} s on a 2-core CPU."
     )
     write_result("compression_int8", payload, md)
     print(md)

@@ -111,8 +111,7 @@ def main() -> None:
         f"(the two-tower time includes reading the {len(pool)} vectors from the on-disk cache, "
         "one encoder pass for the query and the MLP; the cross-encoder runs "
         f"{len(pool)} pair encodings, tokenization included). Filling the cache once took "
-        f"{fill_seconds:.1f} s.\nWall time: {payload['wall_seconds']:.0f} s on a 2-core CPU "
-        "shared with other jobs."
+        f"{fill_seconds:.1f} s.\nWall time: {payload['wall_seconds']:.0f} s on a 2-core CPU."
     )
     write_result("compression_two_tower", payload, md)
     print(md)

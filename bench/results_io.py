@@ -33,11 +33,14 @@ def write_result(name: str, payload: dict, markdown: str) -> Path:
     """Write results/<name>.json and results/<name>.md atomically; returns the JSON path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     header = {"benchmark": name, "command": command_line(),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine()}
+              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
+              "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()]}
     files = {
         RESULTS_DIR / f"{name}.json": json.dumps({**header, **payload}, indent=2) + "\n",
         RESULTS_DIR / f"{name}.md": (f"# {name}\n\nCommand: `{header['command']}`  \n"
-                                     f"Date: {header['date']}  \nMachine: {header['machine']}\n\n"
+                                     f"Date: {header['date']}  \nMachine: {header['machine']}  \n"
+                                     "Load average when written (1, 5, 15 min): "
+                                     f"{header['load_average_1_5_15_min']}\n\n"
                                      + markdown + "\n"),
     }
     for path, text in files.items():
