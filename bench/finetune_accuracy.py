@@ -100,7 +100,8 @@ def main() -> int:
         "evaluated_on": f"{name}/{te or va}",
         "targets": checks,
         "settings": settings.to_dict(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
         "report": report,
     }
     out = Path(args.out)
@@ -113,7 +114,8 @@ def main() -> int:
              f"({report['num_examples']:,} examples)",
              *(f"- {m}: {c['value']:.4f} (target >= {c['target']}: "
                f"{'met' if c['met'] else 'NOT met'})" for m, c in checks.items()),
-             f"- machine: {record['machine']}", "", "```", result.report.to_text(), "```", ""]
+             f"- machine: {record['machine']}; load average when done (1, 5, 15 min): "
+             f"{record['load_average_1_5_15_min']}", "", "```", result.report.to_text(), "```", ""]
     (out / f"finetune_{args.task}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
