@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from results_io import write_result  # noqa: E402  (bench/ is this script's folder)
+
 BATCH = 32
 
 
@@ -114,11 +115,11 @@ def main() -> int:
     p.add_argument("--batches", type=int, default=40, help="timed batches per framework")
     p.add_argument("--warmup", type=int, default=8, help="untimed batches first")
     p.add_argument("--only", choices=sorted(RUNNERS), action="append")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
 
     from keras_bert_ft.data import load_dataset
 
+    wall_start = time.perf_counter()
     train = load_dataset("sst2", "train")
     n = (args.warmup + args.batches) * BATCH
     texts, labels = list(train.texts[:n]), [int(y) for y in train.labels[:n]]
@@ -148,18 +149,30 @@ def main() -> int:
             ratios[other] = {"ratio": round(r, 2), "target": target, "met": r >= target}
             print(f"keras_bert_ft / {other}: {r:.2f}x (target >= {target}x: "
                   f"{'met' if r >= target else 'NOT met'})")  # fmt: skip
-    record = {
-        "command": "KBF_DATA_DIR=../shared/data python bench/finetune_throughput.py "
-        + " ".join(sys.argv[1:]),
+    payload = {
         "rows": f"SST-2 train rows 0..{n - 1} (first {args.warmup} batches untimed)",
         "batch_size": BATCH,
         "results": results,
         "ratios": ratios,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)",
+        "wall_seconds": round(time.perf_counter() - wall_start, 1),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "finetune_throughput.json").write_text(json.dumps(record, indent=2) + "\n")
+    labels_of = {"keras_bert_ft": "keras_bert_ft: C++ tokenizer, tf.data bucketing + dynamic "
+                 "padding, `model.fit`",
+                 "hf_torch": "HF transformers + PyTorch: fast tokenizer per batch, dynamic padding",
+                 "keras_hub": ("keras-hub BertTextClassifier + its preprocessor, "
+                               "sequence length 128")}
+    rows = [f"| {labels_of[k]} | {r['seconds']:.1f} | {r['examples_per_second']:.2f} |"
+            for k, r in results.items()]  # fmt: skip
+    md = "\n".join([
+        f"End to end from raw SST-2 train rows to weight updates, batch {BATCH}, all-MiniLM-L6-v2 "
+        f"size; each framework in its own process, {args.warmup} untimed warm-up batches, then "
+        f"{args.batches} timed batches ({args.batches * BATCH} examples).", "",
+        "| framework | timed s | examples/s |", "| --- | ---: | ---: |", *rows, "",
+        *(f"- keras_bert_ft / {k}: {r['ratio']:.2f}x (target >= {r['target']}x: "
+          f"{'met' if r['met'] else 'NOT met'})" for k, r in ratios.items()),
+        f"- wall time of the whole run: {payload['wall_seconds']:.0f} s"])  # fmt: skip
+    print(md)
+    write_result("finetune_throughput", payload, md)
     return 0
 
 
