@@ -5,7 +5,8 @@ usage: python _train_script.py MODE OUT_DIR [KILL_AT_STEP]
        appends each finished global step to OUT_DIR/steps.txt; with KILL_AT_STEP the
        process SIGKILLs itself after that many global steps. Saves final weights.
   MODE "mirrored": the same model and data, 6 steps on 1 device and on a
-       MirroredStrategy over 2 logical CPUs; saves both final weights.
+       MirroredStrategy over 2 logical CPUs; saves both final weights. Then 2
+       mirrored steps with layer-wise rates; writes how many weights moved.
 """
 
 import os
@@ -80,6 +81,18 @@ elif MODE == "mirrored":
         model.fit(ds.take(6), epochs=1, verbose=0, shuffle=False)
         results[name] = [w.numpy() for w in model.weights]
         results[name + "_replicas"] = strategy.num_replicas_in_sync
+    # Layer-wise rates (and their weight decay) inside the mirrored update path, in
+    # a second mirrored run of this process (a new strategy object here used to fail).
+    with get_strategy("mirrored").scope():
+        model = BertClassifier(tiny_encoder(seed=0), 2)
+        compile_classifier(model, total_steps=4, learning_rate=1e-3, warmup_ratio=0.0,
+                           weight_decay=0.1, layer_decay=0.5)  # fmt: skip
+    start = [w.numpy() for w in model.trainable_weights]
+    model.fit(ds.take(2), epochs=1, verbose=0)
+    after = [w.numpy() for w in model.trainable_weights]
+    moved = sum(not np.array_equal(a, b) for a, b in zip(start, after, strict=True))
+    with open(os.path.join(OUT, "layer_decay_moved.txt"), "w") as f:
+        f.write(f"{moved} {len(start)}")
     np.savez(os.path.join(OUT, "single.npz"), *results["default"])
     np.savez(os.path.join(OUT, "mirrored.npz"), *results["mirrored"])
     with open(os.path.join(OUT, "replicas.txt"), "w") as f:

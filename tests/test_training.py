@@ -67,6 +67,21 @@ def test_no_weight_decay_on_layer_norm_and_bias():
         assert decayed != excluded or not b.any(), v.path
 
 
+def test_layerwise_factors_scale_weight_decay_too():
+    model = BertClassifier(tiny_encoder(), 2)
+    kernels = [v for v in model.trainable_variables if v.name == "kernel"]
+    slow, normal = kernels[0], kernels[-1]
+    bias = next(v for v in model.trainable_variables if v.name == "bias")
+    opt = AdamW(learning_rate=0.1, weight_decay=0.5, lr_multipliers=[(slow, 0.25), (bias, 0.25)])
+    opt.build(model.trainable_variables)
+    before = {id(v): v.numpy().copy() for v in (slow, normal, bias)}
+    # Zero gradients: only decoupled weight decay moves anything.
+    opt.apply_gradients([(np.zeros(v.shape, "float32"), v) for v in model.trainable_variables])
+    np.testing.assert_allclose(slow.numpy(), before[id(slow)] * (1 - 0.5 * 0.1 * 0.25), rtol=1e-6)
+    np.testing.assert_allclose(normal.numpy(), before[id(normal)] * (1 - 0.5 * 0.1), rtol=1e-6)
+    np.testing.assert_array_equal(bias.numpy(), before[id(bias)])  # biases never decay
+
+
 def test_gradient_clipping_bounds_the_update():
     v = keras.Variable(np.zeros(3, "float32"))
     opt = keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=1.0)
@@ -170,6 +185,8 @@ def test_resume_after_kill_continues_without_repeating_or_losing_steps(tmp_path)
 def test_mirrored_two_devices_equals_one_device(tmp_path):
     _run_script("mirrored", tmp_path)
     assert (tmp_path / "replicas.txt").read_text() == "2"
+    moved, total = map(int, (tmp_path / "layer_decay_moved.txt").read_text().split())
+    assert moved == total > 0  # every trainable weight updated under layer-wise rates
     single, mirrored = _load(tmp_path / "single.npz"), _load(tmp_path / "mirrored.npz")
     assert len(single) == len(mirrored) > 0
     for a, b in zip(single, mirrored, strict=True):

@@ -20,9 +20,11 @@ class AdamW(keras.optimizers.AdamW):
 
     `lr_multipliers` is a list of `(variable, factor)` pairs, e.g. from
     `BertClassifier.layerwise_lr_multipliers(0.9)`; each variable's update uses
-    `learning_rate * factor`. The factors refer to live variables, so they are
-    not part of `get_config`: set them again (`set_lr_multipliers`) after
-    reloading. `no_decay_names` are given to `exclude_from_weight_decay`.
+    `learning_rate * factor`, and so does its decoupled weight decay (AdamW
+    decays by `weight_decay * learning_rate`). The factors refer to live
+    variables, so they are not part of `get_config`: set them again
+    (`set_lr_multipliers`) after reloading. `no_decay_names` are given to
+    `exclude_from_weight_decay`.
     """
 
     def __init__(
@@ -44,10 +46,20 @@ class AdamW(keras.optimizers.AdamW):
         """Set the per-variable learning-rate factors (1.0 for variables not listed)."""
         self._lr_factors = {self._var_key(v): float(f) for v, f in pairs if float(f) != 1.0}
 
+    def _apply_weight_decay(self, variables):
+        # Variables with a factor decay in `update_step`, at their own rate.
+        super()._apply_weight_decay(
+            [v for v in variables if self._var_key(v) not in self._lr_factors]
+        )
+
     def update_step(self, gradient, variable, learning_rate):
         factor = self._lr_factors.get(self._var_key(variable))
         if factor is not None:
             learning_rate = learning_rate * factor
+            if self.weight_decay is not None and self._use_weight_decay(variable):
+                # Decoupled decay, before the Adam step as Keras does it: var *= 1 - wd * lr.
+                rate = keras.ops.cast(self.weight_decay * learning_rate, variable.dtype)
+                variable.assign_sub(variable * rate)
         return super().update_step(gradient, variable, learning_rate)
 
     def get_config(self) -> dict:

@@ -25,6 +25,7 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
     "auto": multi-worker when TF_CONFIG names more than one task, mirrored when
     there is more than one GPU (or logical device), else the default strategy.
     "mirrored" uses every local GPU, or every logical CPU device if there is no GPU.
+    Asking again returns the same strategy object.
     """
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
@@ -38,9 +39,18 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
             name = "default"
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy(_local_devices())
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    # One instance per process and devices: a second MirroredStrategy over the
+    # same devices restarts collective instance keys, and its all-reduces then
+    # meet the first one's ("Shape mismatch in the collective instance").
+    # (Multi-worker must be built before anything initialises TF: no device listing.)
+    key = (name, tuple(_local_devices()) if name == "mirrored" else ())
+    if key not in _CREATED:
+        _CREATED[key] = (tf.distribute.MirroredStrategy(list(key[1])) if name == "mirrored"
+                         else tf.distribute.MultiWorkerMirroredStrategy())  # fmt: skip
+    return _CREATED[key]
+
+
+_CREATED: dict[tuple[str, tuple[str, ...]], tf.distribute.Strategy] = {}
 
 
 def _local_devices() -> list[str]:
