@@ -51,6 +51,7 @@ def main() -> int:
     p.add_argument("--max-length", type=int)
     p.add_argument("--hidden-units", type=int, nargs="*", help="an MLP between pooling and output")
     p.add_argument("--class-weight", choices=["balanced"])
+    p.add_argument("--layer-decay", type=float, help="layer-wise learning-rate decay factor")
     p.add_argument("--save-dir", help="also keep the trained model (model.keras) here")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
@@ -68,18 +69,11 @@ def main() -> int:
         train = train.subset(keep)
     settings = FinetuneSettings(batch_size=args.batch_size, seed=args.seed, verbose=2,
                                 **overrides)  # fmt: skip
-    if args.epochs:
-        settings.epochs = args.epochs
-    if args.learning_rate:
-        settings.learning_rate = args.learning_rate
-    if args.pooling:
-        settings.pooling = args.pooling
-    if args.max_length:
-        settings.max_length = args.max_length
+    for flag in ("epochs", "learning_rate", "pooling", "max_length", "class_weight", "layer_decay"):
+        if getattr(args, flag):
+            setattr(settings, flag, getattr(args, flag))
     if args.hidden_units is not None:
         settings.hidden_units = tuple(args.hidden_units)
-    if args.class_weight:
-        settings.class_weight = args.class_weight
     if args.save_dir:
         settings.output_dir = args.save_dir
     start = time.perf_counter()
