@@ -27,7 +27,8 @@ TASKS = {
     "sms_spam_frozen": ("sms_spam", "train", "validation", "test",
                         dict(epochs=8, train_encoder_layers=0, learning_rate=5e-3,
                              hidden_units=(256,), warmup_ratio=0.0), [("accuracy", 0.97)]),
-    "snli": ("snli", "validation", None, "test", dict(epochs=2), [("accuracy", 0.80)]),
+    "snli": ("snli", "validation", None, "test", dict(epochs=6, batch_size=16),
+             [("accuracy", 0.80)]),
     "mrpc": ("mrpc", "train", "validation", None, dict(epochs=3), [("f1:equivalent", 0.85)]),
     "sst2": ("sst2", "train", "validation", None, dict(epochs=1), [("accuracy", 0.89)]),
 }  # fmt: skip
@@ -44,7 +45,7 @@ def main() -> int:
     p.add_argument("task", choices=sorted(TASKS))
     p.add_argument("--epochs", type=int)
     p.add_argument("--learning-rate", type=float)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int)
     p.add_argument("--max-train-examples", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pooling", choices=["pooled", "cls", "mean"])
@@ -67,9 +68,10 @@ def main() -> int:
         frac = args.max_train_examples / len(train)
         keep = split_indices(train.labels, len(train), {"k": frac, "r": 1 - frac}, args.seed)["k"]
         train = train.subset(keep)
-    settings = FinetuneSettings(batch_size=args.batch_size, seed=args.seed, verbose=2,
-                                **overrides)  # fmt: skip
-    for flag in ("epochs", "learning_rate", "pooling", "max_length", "class_weight", "layer_decay"):
+    settings = FinetuneSettings(seed=args.seed, verbose=2, **overrides)
+    flags = ("epochs", "learning_rate", "batch_size", "pooling", "max_length", "class_weight",
+             "layer_decay")
+    for flag in flags:
         if getattr(args, flag):
             setattr(settings, flag, getattr(args, flag))
     if args.hidden_units is not None:
