@@ -72,6 +72,10 @@ class BertClassifier(keras.Model):
       tokenizer: a `WordPieceTokenizer`; its settings and vocabulary are saved
         with the model.
       max_length, truncation: how texts are encoded for this model.
+      pairs: True when the model classifies sentence pairs, False for single
+        texts, None when unknown (models saved before this was recorded).
+        Evaluation, prediction and export read it and refuse input of the
+        other kind.
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class BertClassifier(keras.Model):
         tokenizer_config: dict | None = None,
         max_length: int = 128,
         truncation: str = "longest_first",
+        pairs: bool | None = None,
         name: str = "bert_classifier",
         **kwargs,
     ):
@@ -145,6 +150,7 @@ class BertClassifier(keras.Model):
         )
         self.max_length = int(max_length)
         self.truncation = truncation
+        self.pairs = None if pairs is None else bool(pairs)
         self.train_encoder_layers = None
         self.set_encoder_trainable(train_encoder_layers)
 
@@ -283,6 +289,7 @@ class BertClassifier(keras.Model):
             "tokenizer_config": self.tokenizer_config,
             "max_length": self.max_length,
             "truncation": self.truncation,
+            "pairs": self.pairs,
             "name": self.name,
         }
 

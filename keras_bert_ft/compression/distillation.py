@@ -96,7 +96,7 @@ def make_student(
         hidden_units=teacher.hidden_units, hidden_activation=teacher.hidden_activation,
         dropout=teacher.dropout, label_names=teacher.label_names, tokenizer=teacher.tokenizer,
         tokenizer_config=teacher.tokenizer_config, max_length=teacher.max_length,
-        truncation=teacher.truncation, name="student",
+        truncation=teacher.truncation, pairs=getattr(teacher, "pairs", None), name="student",
     )  # fmt: skip
     if num_layers is not None:
         # Same hidden size: the teacher's head is a better start than a random one.

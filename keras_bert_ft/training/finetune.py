@@ -80,8 +80,12 @@ class FinetuneResult:
     output_dir: Path | None
 
 
-def build_classifier(settings: FinetuneSettings, label_names, strategy=None):
-    """Load the pretrained encoder and wrap it in a compiled-ready `BertClassifier`."""
+def build_classifier(settings: FinetuneSettings, label_names, strategy=None,
+                     pairs: bool | None = None):
+    """Load the pretrained encoder and wrap it in a compiled-ready `BertClassifier`.
+
+    `pairs` records whether the model classifies sentence pairs.
+    """
     from keras_bert_ft.checkpoints import load_pretrained
     from keras_bert_ft.models import BertClassifier
 
@@ -102,6 +106,7 @@ def build_classifier(settings: FinetuneSettings, label_names, strategy=None):
             tokenizer=tokenizer,
             max_length=settings.max_length,
             truncation=settings.truncation,
+            pairs=pairs,
         )
     return model, tokenizer
 
@@ -150,7 +155,7 @@ def finetune(
     out = Path(s.output_dir) if s.output_dir else None
     label_names = train.label_vocab.names
 
-    model, tokenizer = build_classifier(s, label_names, strategy)
+    model, tokenizer = build_classifier(s, label_names, strategy, pairs=train.is_pair)
     log(
         f"Model: {s.model} ({model.encoder.count_params():,} encoder parameters, "
         f"{sum(int(np.prod(v.shape)) for v in model.trainable_weights):,} trainable), "
