@@ -14,14 +14,25 @@ an existing version is never replaced. The SavedModel has two signatures:
 Both return `probabilities` (the model's scores), `label_id` and `label`.
 `assets/` holds `vocab.txt` and `labels.txt`; `assets.extra/` holds
 `tf_serving_warmup_requests` (PredictionLog records TF Serving runs at load).
+
+The variables are the model's weights only: the Keras model itself is not
+tracked, so its optimizer (two Adam slots per weight), iteration counter and
+metrics stay out of the export.
+
+The temporary folder is named `.export-<host>-<pid>-<random>`; each export
+first removes those of this host whose process is gone (killed exports).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
+import re
 import shutil
+import socket
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,7 +54,11 @@ class ServingModule(tf.Module):
     def __init__(self, model, serving_tokenizer: ServingTokenizer, label_names: Sequence[str],
                  pairs: bool, assets: dict[str, str]) -> None:
         super().__init__(name="keras_bert_ft_serving")
-        self.model = model
+        # Track the weights, not the Keras model: tracking the model would save its
+        # optimizer slots, iteration counter and metric variables too. A partial is
+        # not trackable, so the model stays out of the SavedModel's object graph.
+        self.model_weights = list(model.weights)
+        self._run_model = functools.partial(model, training=False)
         self.tokenizer = serving_tokenizer
         self.pairs = pairs
         self.num_outputs = int(model.outputs[0].shape[-1])
@@ -75,7 +90,7 @@ class ServingModule(tf.Module):
         # An empty batch gets an empty answer without running the encoder on no rows.
         scores = tf.cond(
             batch > 0,
-            lambda: tf.cast(self.model(inputs, training=False), tf.float32),
+            lambda: tf.cast(self._run_model(inputs), tf.float32),
             lambda: tf.zeros([0, self.num_outputs], tf.float32))
         if self.binary:
             label_id = tf.cast(scores[:, 0] >= 0.5, tf.int64)
@@ -118,13 +133,54 @@ def in_graph_tokenizer(tokenizer: WordPieceTokenizer, tokenizer_ops: str, max_le
     return ServingTokenizer(tokenizer, max_length=max_length, truncation=truncation)
 
 
+def export_pairs(model, pairs: bool | None) -> bool:
+    """Whether to export for sentence pairs: `pairs` if given, else the model's own record.
+
+    A `pairs` that contradicts `model.pairs` raises `ValueError`. A model saved
+    before `pairs` was recorded (`model.pairs` is None) exports single texts,
+    with a warning, unless `pairs` says otherwise.
+    """
+    known = getattr(model, "pairs", None)
+    if pairs is None:
+        if known is None:
+            warnings.warn("the model does not record whether it classifies sentence pairs; "
+                          "exporting it for single texts (pass pairs=True to export a pair "
+                          "model)", stacklevel=3)
+            return False
+        return bool(known)
+    if known is not None and bool(pairs) != bool(known):
+        if known:
+            raise ValueError("this model was trained on sentence pairs; export it with "
+                             "pairs=True (CLI: --pairs)")
+        raise ValueError("this model was trained on single texts; export it with pairs=False "
+                         "(CLI: --single)")
+    return bool(pairs)
+
+
+def max_positions(model) -> int | None:
+    """The most tokens the model's encoder can take (its position embeddings), if known."""
+    config = getattr(getattr(model, "encoder", None), "config", None)
+    value = getattr(config, "max_position_embeddings", None)
+    return None if value is None else int(value)
+
+
+def check_max_length(model, max_length: int) -> None:
+    """Raise `ValueError` unless `max_length` is positive and fits the encoder's positions."""
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(f"max_length must be a positive whole number, got {max_length!r}")
+    limit = max_positions(model)
+    if limit is not None and max_length > limit:
+        raise ValueError(f"max_length {max_length} is more than the encoder's "
+                         f"{limit} position embeddings; use at most {limit}")
+
+
 def export_for_serving(
     model,
     tokenizer: WordPieceTokenizer | None = None,
     export_dir: str | os.PathLike = "saved_models/model",
     version: int | None = None,
     *,
-    pairs: bool = False,
+    pairs: bool | None = None,
     label_names: Sequence[str] | None = None,
     max_length: int | None = None,
     truncation: str | None = None,
@@ -140,10 +196,13 @@ def export_for_serving(
         export_dir: the model's base path (`saved_models/<name>`).
         version: the version number; default one more than the highest there.
             An existing version is never overwritten (`FileExistsError`).
-        pairs: the model classifies sentence pairs (`text` + `text_pair`).
+        pairs: serve sentence pairs (`text` + `text_pair`). Default: the
+            model's `pairs`; single texts (with a warning) when the model does
+            not record it. A value contradicting `model.pairs` raises `ValueError`.
         label_names: label strings by id; default `model.label_names`.
         max_length, truncation: tokenization; default the model's own, else 128
-            and "longest_first".
+            and "longest_first". `max_length` may not exceed the encoder's
+            position embeddings.
         warmup_texts: texts for the warm-up requests.
         tokenizer_ops: "tf_text" (default: core TF and tensorflow-text ops,
             which stock TF Serving links) or "custom" (the KbfWordPieceEncode
@@ -157,7 +216,9 @@ def export_for_serving(
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     if tokenizer is None:
         raise ValueError("pass the tokenizer: the model has none")
+    pairs = export_pairs(model, pairs)
     max_length = max_length or getattr(model, "max_length", None) or 128
+    check_max_length(model, max_length)
     truncation = truncation or getattr(model, "truncation", None) or "longest_first"
     names = model_label_names(model, label_names)
     base = Path(export_dir)
@@ -166,8 +227,10 @@ def export_for_serving(
         raise FileExistsError(f"{base / str(version)} exists (or is not a positive number); "
                               "versions are never overwritten")
 
-    # A hidden name: TF Serving only loads folders whose names are numbers.
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=base))
+    remove_stale_temp_folders(base)
+    # A hidden name (TF Serving only loads folders whose names are numbers) that
+    # says which process owns it, so a later export can remove it if that one died.
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{_host()}-{os.getpid()}-", dir=base))
     try:
         staging = tmp / "staging"
         staging.mkdir()
@@ -193,6 +256,47 @@ def export_for_serving(
         return _publish(saved, base, version)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- temporary folders of killed exports ---------------------------------------
+
+TEMP_PREFIX = ".export-"
+_TEMP_NAME = re.compile(r"^\.export-(?P<host>[A-Za-z0-9.]*)-(?P<pid>\d+)-[^-]+$")
+
+
+def _host() -> str:
+    """This machine's name, reduced to characters that are safe in a folder name."""
+    return re.sub(r"[^A-Za-z0-9.]", "", socket.gethostname())
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (or may: when unsure, yes)."""
+    if pid <= 0:
+        return True  # 0 and negative ids address process groups, not one process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists but belongs to another user
+        return True
+    return True
+
+
+def remove_stale_temp_folders(base: str | os.PathLike) -> list[Path]:
+    """Remove the temporary folders under `base` of exports on this host whose process is gone.
+
+    Folders of live processes, of other hosts (a shared file system) and of
+    unknown shape are left alone. Returns the folders removed.
+    """
+    removed = []
+    host = _host()
+    for path in Path(base).glob(TEMP_PREFIX + "*"):
+        match = _TEMP_NAME.match(path.name)
+        if (match and match["host"] == host and path.is_dir()
+                and not process_alive(int(match["pid"]))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _publish(saved: Path, base: Path, version: int | None) -> Path:

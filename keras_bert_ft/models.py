@@ -20,6 +20,7 @@ import numpy as np
 # importing them registers the classes so such a model reloads in a new process.
 import keras_bert_ft.training.optimizers  # noqa: F401
 from keras_bert_ft.layers.encoder import INPUT_NAMES
+from keras_bert_ft.serving_predict import text_batch
 
 POOLINGS = ("pooled", "cls", "mean")
 
@@ -220,29 +221,46 @@ class BertClassifier(keras.Model):
         return [factors.get(id(v), (v, 1.0)) for v in self.trainable_weights]
 
     # ------------------------------------------------------------------ texts
-    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> dict:
-        """Tokenize texts (and pairs) with the model's own tokenizer and settings."""
+    def encode(self, texts: Sequence[str] | str, pairs: Sequence[str] | str | None = None) -> dict:
+        """Tokenize texts (and pairs) with the model's own tokenizer and settings.
+
+        A bare string (or bytes) is one text, not a sequence of characters.
+        """
         if self.tokenizer is None:
             raise ValueError("this model has no tokenizer; pass tokenizer= when building it")
         return self.tokenizer.encode_batch(
-            list(texts), pairs=None if pairs is None else list(pairs),
+            text_batch(texts), pairs=None if pairs is None else text_batch(pairs),
             max_length=self.max_length, truncation=self.truncation,
         )  # fmt: skip
 
     def predict_texts(
-        self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 32
+        self, texts: Sequence[str] | str, pairs: Sequence[str] | str | None = None,
+        batch_size: int = 32,
     ) -> np.ndarray:
-        """Scores for raw texts: class probabilities, sigmoid scores, or regression values."""
+        """Scores for raw texts: class probabilities, sigmoid scores, or regression values.
+
+        A bare string is one text (one row of scores). A model trained on pairs
+        needs `pairs`, one trained on single texts refuses them (`ValueError`).
+        """
         from keras_bert_ft.data.pipeline import make_dataset
 
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer; pass tokenizer= when building it")
+        self._check_pairs(pairs)
+        texts = text_batch(texts)
+        pairs = None if pairs is None else text_batch(pairs)
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
         ds = make_dataset(
-            list(texts), None, self.tokenizer, pairs=None if pairs is None else list(pairs),
+            texts, None, self.tokenizer, pairs=pairs,
             max_length=self.max_length, truncation=self.truncation, batch_size=batch_size,
         )  # fmt: skip
         return self.predict(ds, verbose=0)
 
-    def predict_labels(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list:
-        """Label names (or numbers for regression) for raw texts."""
+    def predict_labels(
+        self, texts: Sequence[str] | str, pairs: Sequence[str] | str | None = None
+    ) -> list:
+        """Label names (or numbers for regression) for raw texts; a bare string is one text."""
         from keras_bert_ft.reports import predictions_to_classes
 
         scores = self.predict_texts(texts, pairs)
@@ -251,6 +269,14 @@ class BertClassifier(keras.Model):
         if self.head_type == "multi_label":
             return [[self._name(j) for j in np.flatnonzero(row >= 0.5)] for row in scores]
         return [self._name(i) for i in predictions_to_classes(scores)]
+
+    def _check_pairs(self, pairs) -> None:
+        """Refuse single texts for a pair model and pairs for a single-text model."""
+        if self.pairs and pairs is None:
+            raise ValueError("this model was trained on sentence pairs: pass pairs= (the "
+                             "second text of each pair)")
+        if self.pairs is False and pairs is not None:
+            raise ValueError("this model was trained on single texts: do not pass pairs=")
 
     def _name(self, i: int) -> str:
         return self.label_names[int(i)] if self.label_names else str(int(i))

@@ -6,9 +6,11 @@ text itself. Used by `keras-bert-ft predict`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,16 @@ import numpy as np
 from keras_bert_ft.serving_ops import saved_model_ops
 
 TEXT_SIGNATURE = "serving_default"
+# Python's csv module refuses fields over 131,072 characters by default; texts
+# may be longer. The limit is a C long, so stay within 32 bits on every platform.
+CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
+
+
+def text_batch(texts: Sequence[str] | str | bytes) -> list:
+    """`texts` as a list; a bare str (or bytes) is one text, not a sequence of characters."""
+    if isinstance(texts, str | bytes):
+        return [texts]
+    return list(texts)
 
 
 def resolve_export(path: str | os.PathLike) -> Path:
@@ -23,6 +35,8 @@ def resolve_export(path: str | os.PathLike) -> Path:
     p = Path(path)
     if (p / "saved_model.pb").is_file():
         return p
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such folder")
     children = p.iterdir() if p.is_dir() else []
     versions = sorted((int(c.name), c) for c in children
                       if c.name.isdigit() and (c / "saved_model.pb").is_file())
@@ -31,38 +45,77 @@ def resolve_export(path: str | os.PathLike) -> Path:
     return versions[-1][1]
 
 
+def export_inputs(version_dir: str | os.PathLike) -> list[str]:
+    """The input names of an export's `serving_default` signature, read from saved_model.pb.
+
+    Raises `ValueError` when the file is not a SavedModel or has no text signature.
+    """
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    pb = Path(version_dir) / "saved_model.pb"
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString(pb.read_bytes())
+    except (DecodeError, OSError) as err:
+        raise ValueError(f"{pb}: cannot be read as a SavedModel ({err})") from None
+    for meta in proto.meta_graphs:
+        if TEXT_SIGNATURE in meta.signature_def:
+            inputs = sorted(meta.signature_def[TEXT_SIGNATURE].inputs)
+            if "text" in inputs:
+                return inputs
+    raise ValueError(f"{pb}: no {TEXT_SIGNATURE!r} signature taking 'text'; "
+                     "is this an export written by keras-bert-ft export?")
+
+
 class ExportedClassifier:
-    """The `serving_default` signature of an export, called in batches."""
+    """The `serving_default` signature of an export, called in batches.
+
+    `pairs` tells whether the export classifies sentence pairs (its signature
+    takes `text_pair`); `label_names` are the labels by id.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  (registers the WordPiece kernels)
 
         self.path = resolve_export(path)
+        self.inputs = export_inputs(self.path)
+        self.pairs = "text_pair" in self.inputs
         if "KbfWordPieceEncode" in saved_model_ops(self.path):  # a tokenizer_ops="custom" export
             from keras_bert_ft import ops  # noqa: F401  (loads the op's kernels)
         self._tf = tf
-        self._fn = tf.saved_model.load(str(self.path)).signatures[TEXT_SIGNATURE]
-        self.inputs = sorted(self._fn.structured_input_signature[1])
-        self.pairs = "text_pair" in self.inputs
+        try:
+            self._fn = tf.saved_model.load(str(self.path)).signatures[TEXT_SIGNATURE]
+        except (tf.errors.OpError, OSError, ValueError) as err:
+            reason = (str(err).strip() or type(err).__name__).splitlines()[0]
+            raise ValueError(f"{self.path}: the SavedModel cannot be loaded ({reason})") from None
         labels = self.path / "assets" / "labels.txt"
         self.label_names = labels.read_text("utf-8").split("\n")[:-1] if labels.is_file() else None
 
-    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
+    def predict(self, texts: Sequence[str] | str, pairs: Sequence[str] | str | None = None,
                 batch_size: int = 64) -> dict[str, np.ndarray]:
-        """`probabilities`, `label_id` and `label` (str) for each text (or pair)."""
+        """`probabilities`, `label_id` and `label` (str) for each text (or pair).
+
+        A bare string is one text. Raises `ValueError` for pairs given to a
+        single-text export, none given to a pair export, or a count mismatch.
+        """
         if self.pairs and pairs is None:
             raise ValueError(f"{self.path} classifies sentence pairs: give the second texts too")
         if not self.pairs and pairs is not None:
             raise ValueError(f"{self.path} classifies single texts, not pairs")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive whole number, got {batch_size!r}")
+        texts = text_batch(texts)
+        pairs = None if pairs is None else text_batch(pairs)
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
         tf = self._tf
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(texts), batch_size):
-            args = {"text": tf.constant(list(texts[start:start + batch_size]), tf.string)}
+            args = {"text": tf.constant(texts[start:start + batch_size], tf.string)}
             if pairs is not None:
-                args["text_pair"] = tf.constant(list(pairs[start:start + batch_size]), tf.string)
+                args["text_pair"] = tf.constant(pairs[start:start + batch_size], tf.string)
             for name, value in self._fn(**args).items():
                 parts.setdefault(name, []).append(value.numpy())
         if not parts:  # no texts: one empty call gives the right shapes
@@ -73,28 +126,42 @@ class ExportedClassifier:
         return out
 
 
+@contextlib.contextmanager
+def _long_csv_fields() -> Iterator[None]:
+    """Let the csv module read fields of any length, for the duration of the block."""
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
 def read_texts(path: str | os.PathLike, text_column: str | int = "text",
                pair_column: str | int | None = None,
                header: bool = True) -> tuple[list[str], list[str] | None]:
-    """Texts (and pairs) from a .csv or .tsv file, by column name or 0-based index."""
+    """Texts (and pairs) to classify from a .csv, .tsv or .jsonl file.
+
+    CSV/TSV columns are header names or 0-based indices; JSONL columns are the
+    keys of each line's object. Bad input raises `DataError` naming the file
+    and line (the readers of `keras_bert_ft.data`).
+    """
+    from keras_bert_ft.data.errors import DataError
+    from keras_bert_ft.data.readers import read_file, read_jsonl
+
     p = Path(path)
-    delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
-    with open(p, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f, delimiter=delimiter))
-    names = rows.pop(0) if header and rows else []
-
-    def index(column: str | int) -> int:
-        if isinstance(column, int):
-            return column
-        if column not in names:
-            raise ValueError(f"{p}: no column {column!r}; columns are {names}")
-        return names.index(column)
-
-    rows = [r for r in rows if r]
-    text_i = index(text_column)
-    pair_i = None if pair_column is None else index(pair_column)
-    for line, row in enumerate(rows, start=2 if header else 1):
-        if max(text_i, pair_i or 0) >= len(row):
-            raise ValueError(f"{p}: line {line}: {len(row)} columns, too few")
-    texts = [r[text_i] for r in rows]
-    return texts, None if pair_i is None else [r[pair_i] for r in rows]
+    if not p.is_file():
+        raise DataError("no such file" if not p.exists() else "not a file", path=p,
+                        hint="pass a .csv, .tsv or .jsonl file")
+    if not os.access(p, os.R_OK):
+        raise DataError("the file cannot be read (permission denied)", path=p,
+                        hint="check the file's permissions")
+    if p.suffix.lower() == ".jsonl":
+        if not header:
+            raise DataError("a JSON Lines file has no header row to skip", path=p,
+                            hint="drop --no-header; name the keys with --text-column")
+        pair_key = None if pair_column is None else str(pair_column)
+        data = read_jsonl(p, str(text_column), pair_key, None)
+    else:
+        with _long_csv_fields():
+            data = read_file(p, text_column, pair_column, None, header=header)
+    return data.texts, data.pairs
