@@ -93,6 +93,10 @@ def register_serving_commands(subcommand: Callable, error: type[Exception]) -> N
         except Exception as err:  # a broken or foreign file: say so in one line
             raise error(f"{args.model_path}: cannot load the model ({_first_line(err)})"
                         ) from None
+        limit = max_positions(model)
+        if args.max_length is not None and limit is not None and args.max_length > limit:
+            raise error(f"--max-length {args.max_length} is more than the encoder's {limit} "
+                        f"position embeddings; use at most {limit}")
         known = getattr(model, "pairs", None)
         pairs = known if args.pairs is None else args.pairs
         if known is not None and pairs != known:
@@ -105,10 +109,6 @@ def register_serving_commands(subcommand: Callable, error: type[Exception]) -> N
                   "exporting it for single texts (pass --pairs for a pair model)",
                   file=sys.stderr)
             pairs = False
-        limit = max_positions(model)
-        if args.max_length is not None and limit is not None and args.max_length > limit:
-            raise error(f"--max-length {args.max_length} is more than the encoder's {limit} "
-                        f"position embeddings; use at most {limit}")
         try:
             path = export_for_serving(model, None, export_dir, args.version, pairs=pairs,
                                       max_length=args.max_length)

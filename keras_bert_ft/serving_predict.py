@@ -155,13 +155,16 @@ def read_texts(path: str | os.PathLike, text_column: str | int = "text",
     if not os.access(p, os.R_OK):
         raise DataError("the file cannot be read (permission denied)", path=p,
                         hint="check the file's permissions")
-    if p.suffix.lower() == ".jsonl":
-        if not header:
-            raise DataError("a JSON Lines file has no header row to skip", path=p,
-                            hint="drop --no-header; name the keys with --text-column")
-        pair_key = None if pair_column is None else str(pair_column)
-        data = read_jsonl(p, str(text_column), pair_key, None)
-    else:
-        with _long_csv_fields():
-            data = read_file(p, text_column, pair_column, None, header=header)
+    if p.suffix.lower() == ".jsonl" and not header:
+        raise DataError("a JSON Lines file has no header row to skip", path=p,
+                        hint="drop --no-header; name the keys with --text-column")
+    try:
+        if p.suffix.lower() == ".jsonl":
+            pair_key = None if pair_column is None else str(pair_column)
+            data = read_jsonl(p, str(text_column), pair_key, None)
+        else:
+            with _long_csv_fields():
+                data = read_file(p, text_column, pair_column, None, header=header)
+    except OSError as err:  # e.g. a read error of the device
+        raise DataError(f"the file cannot be read ({err.strerror or err})", path=p) from None
     return data.texts, data.pairs

@@ -94,7 +94,7 @@ def minilm():
 def single(minilm, data_dir, tmp_path_factory):
     encoder, tokenizer, classifier = minilm
     model = classifier(encoder, 2, label_names=["negative", "positive"], tokenizer=tokenizer,
-                       max_length=128, pooling="mean")
+                       max_length=128, pooling="mean", pairs=False)
     texts = corpora.sst2_sentences(data_dir, "dev")[:N]
     base = tmp_path_factory.mktemp("exports") / "sst2"
     path = export_for_serving(model, tokenizer, base)
@@ -265,7 +265,7 @@ def test_versions_are_never_overwritten(tmp_path):
     from keras_bert_ft.models import BertClassifier
 
     tokenizer = tiny_tokenizer()
-    model = BertClassifier(tiny_encoder(), 2, tokenizer=tokenizer, max_length=16)
+    model = BertClassifier(tiny_encoder(), 2, tokenizer=tokenizer, max_length=16, pairs=False)
     base = tmp_path / "tiny"
     first = export_for_serving(model, tokenizer, base)
     assert first == base / "1"
@@ -302,3 +302,138 @@ def test_a_racing_export_gets_the_next_version(tmp_path, monkeypatch):
     monkeypatch.setattr(export.os, "rename", rival_first)
     assert export._publish(ours, base, None) == base / "3"
     assert [(base / v / "saved_model.pb").read_text() for v in "123"] == ["live", "rival", "ours"]
+
+
+# -- tiny models: what the export stores, pairs, max_length, stale temp folders -------------
+
+def tiny_classifier(**kwargs):
+    from _tiny import tiny_encoder, tiny_tokenizer
+
+    from keras_bert_ft.models import BertClassifier
+
+    return BertClassifier(tiny_encoder(), 2, tokenizer=tiny_tokenizer(), max_length=16, **kwargs)
+
+
+def stored_values(version_dir: Path) -> int:
+    """How many numbers the SavedModel's variables hold (its checkpoint's tensors)."""
+    reader = tf.train.load_checkpoint(str(version_dir / "variables" / "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    return sum(int(np.prod(shape)) for name, shape in shapes.items()
+               if name != "_CHECKPOINTABLE_OBJECT_GRAPH")
+
+
+def test_export_stores_only_the_weights_of_a_trained_model(tmp_path):
+    from _tiny import texts_and_labels
+
+    from keras_bert_ft.training import compile_classifier
+
+    model = tiny_classifier(pairs=False)
+    compile_classifier(model, total_steps=10, learning_rate=1e-3)
+    texts, labels = texts_and_labels(4)
+    batch = model.encode(texts)
+    model.fit(batch, np.array(labels), batch_size=8, steps_per_epoch=1, epochs=1, verbose=0)
+    # The optimizer now holds two slots per weight and an iteration counter.
+    assert sum(int(np.prod(v.shape)) for v in model.optimizer.variables) > model.count_params()
+    path = export_for_serving(model, None, tmp_path / "trained")
+    assert stored_values(path) == model.count_params()
+    # The weights are the trained ones: the export serves what the model predicts.
+    served = tf.saved_model.load(str(path)).signatures[TEXT_SIGNATURE](text=tf.constant(texts))
+    np.testing.assert_allclose(served["probabilities"], model.predict(batch, verbose=0),
+                               atol=1e-5)
+
+
+def test_pairs_default_to_the_model_and_contradictions_are_refused(tmp_path):
+    pair_model = tiny_classifier(pairs=True)
+    path = export_for_serving(pair_model, None, tmp_path / "pairs")
+    inputs = tf.saved_model.load(str(path)).signatures[TEXT_SIGNATURE].structured_input_signature
+    assert sorted(inputs[1]) == ["text", "text_pair"]
+    with pytest.raises(ValueError, match="trained on sentence pairs; export it with pairs=True"):
+        export_for_serving(pair_model, None, tmp_path / "wrong", pairs=False)
+    with pytest.raises(ValueError, match="trained on single texts"):
+        export_for_serving(tiny_classifier(pairs=False), None, tmp_path / "wrong", pairs=True)
+    assert not (tmp_path / "wrong").exists()  # refused before anything was written
+
+
+def test_a_model_without_a_pairs_record_exports_single_texts_with_a_warning(tmp_path):
+    from keras_bert_ft.serving_predict import export_inputs
+
+    model = tiny_classifier()
+    assert model.pairs is None
+    with pytest.warns(UserWarning, match="pass pairs=True to export a pair model"):
+        path = export_for_serving(model, None, tmp_path / "old")
+    assert export_inputs(path) == ["text"]
+
+
+def test_max_length_beyond_the_position_embeddings_is_refused(tmp_path):
+    model = tiny_classifier(pairs=False)  # the tiny encoder has 64 positions
+    with pytest.raises(ValueError, match="more than the encoder's 64 position embeddings"):
+        export_for_serving(model, None, tmp_path / "long", max_length=65)
+    assert not (tmp_path / "long").exists()
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_only_temp_folders_of_dead_processes_are_removed(tmp_path):
+    from keras_bert_ft.export import _host, remove_stale_temp_folders
+
+    host = _host()
+    dead = tmp_path / f".export-{host}-{dead_pid()}-abc123"
+    live = tmp_path / f".export-{host}-{os.getpid()}-def456"
+    elsewhere = tmp_path / f".export-otherhost-{dead_pid()}-ghi789"  # another machine's
+    for folder in (dead, live, elsewhere):
+        (folder / "model").mkdir(parents=True)
+    assert remove_stale_temp_folders(tmp_path) == [dead]
+    assert not dead.exists() and live.is_dir() and elsewhere.is_dir()
+
+
+KILLED_EXPORT = r"""
+import sys, time
+sys.path.insert(0, sys.argv[2])
+import tensorflow as tf
+from _tiny import tiny_encoder, tiny_tokenizer
+from keras_bert_ft.export import export_for_serving
+from keras_bert_ft.models import BertClassifier
+
+real_save = tf.saved_model.save
+
+def slow_save(*args, **kwargs):  # the SavedModel is written, the export not yet published
+    real_save(*args, **kwargs)
+    print("saved", flush=True)
+    time.sleep(600)
+
+tf.saved_model.save = slow_save
+model = BertClassifier(tiny_encoder(), 2, tokenizer=tiny_tokenizer(), max_length=16, pairs=False)
+export_for_serving(model, None, sys.argv[1])
+"""
+
+
+def test_a_killed_export_publishes_nothing_and_the_next_export_cleans_up(tmp_path):
+    import signal
+
+    from _tiny import subprocess_env
+
+    base = tmp_path / "killed"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(base),
+                              str(Path(__file__).parent)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=subprocess_env())
+    try:
+        line = child.stdout.readline()  # blocks until the child saved (or died)
+        assert line.strip() == "saved", child.stderr.read()[-3000:]
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    leftovers = [p.name for p in base.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".export-")
+    assert f"-{child.pid}-" in leftovers[0]
+    assert (base / leftovers[0] / "model" / "saved_model.pb").is_file()
+
+    path = export_for_serving(tiny_classifier(pairs=False), None, base)
+    assert path == base / "1"  # the killed export took no version number
+    assert sorted(p.name for p in base.iterdir()) == ["1"]

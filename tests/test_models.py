@@ -183,3 +183,32 @@ def test_compiled_model_reloads_in_a_fresh_process(tmp_path, tokenizer):
                             text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] in ("['neg']", "['pos']")
+
+
+def test_a_bare_string_is_one_text(tokenizer):
+    model = BertClassifier(tiny_encoder(), 2, label_names=["neg", "pos"], tokenizer=tokenizer)
+    text = "a good movie"
+    labels = model.predict_labels(text)
+    assert len(labels) == 1 and labels == model.predict_labels([text])
+    assert model.predict_texts(text).shape == (1, 2)
+    assert model.encode(text)["input_word_ids"].shape[0] == 1
+    assert model.encode(text.encode())["input_word_ids"].shape[0] == 1  # bytes too
+    pair = model.encode("the cat sat", "on the mat")
+    np.testing.assert_array_equal(pair["input_type_ids"],
+                                  model.encode(["the cat sat"], ["on the mat"])["input_type_ids"])
+    assert model.predict_texts("the cat sat", "on the mat").shape == (1, 2)
+
+
+def test_predicting_the_wrong_kind_of_input_is_refused(tokenizer):
+    encoder = tiny_encoder()
+    pair_model = BertClassifier(encoder, 2, tokenizer=tokenizer, pairs=True)
+    with pytest.raises(ValueError, match="trained on sentence pairs: pass pairs="):
+        pair_model.predict_labels(["the cat sat"])
+    assert len(pair_model.predict_labels(["the cat sat"], ["on the mat"])) == 1
+    single_model = BertClassifier(encoder, 2, tokenizer=tokenizer, pairs=False)
+    with pytest.raises(ValueError, match="trained on single texts"):
+        single_model.predict_texts(["the cat sat"], ["on the mat"])
+    unknown = BertClassifier(encoder, 2, tokenizer=tokenizer)  # an old model: both accepted
+    assert unknown.predict_texts(["a"], ["b"]).shape == unknown.predict_texts(["a"]).shape
+    with pytest.raises(ValueError, match="2 texts but 1 pairs"):
+        pair_model.predict_texts(["a", "b"], "c")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -67,3 +68,173 @@ def test_clean_errors(exported, tmp_path, capsys):
                  "--version", "1"]) == 2  # never overwrite a version
     err = capsys.readouterr().err
     assert "no SavedModel" in err and "never overwritten" in err
+
+
+@pytest.fixture(scope="module")
+def pair_run(tmp_path_factory):
+    """A trained pair model (pairs=True recorded) and its export made without flags."""
+    from keras_bert_ft.models import BertClassifier
+
+    tokenizer = tiny_tokenizer()
+    model = BertClassifier(tiny_encoder(), 2, label_names=["same", "different"],
+                           tokenizer=tokenizer, max_length=32, pairs=True)
+    run = tmp_path_factory.mktemp("runs") / "mrpc"
+    run.mkdir()
+    model.save(run / "model.keras")
+    base = run.parent / "saved_models" / "mrpc"
+    assert main(["export", str(run), "--export-dir", str(base)]) == 0
+    return model, tokenizer, run, base
+
+
+def error_line(capsys) -> str:
+    """The one line a refused command printed on standard error."""
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_a_pair_model_exports_pairs_without_flags(pair_run, capsys):
+    from keras_bert_ft.serving_predict import export_inputs
+
+    model, tokenizer, _, base = pair_run
+    assert export_inputs(base / "1") == ["text", "text_pair"]
+    capsys.readouterr()
+    assert main(["predict", str(base), "the cat sat", "--pair", "on the mat"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    expected = model.predict(tokenizer.encode_batch(["the cat sat"], ["on the mat"],
+                                                    max_length=32), verbose=0)
+    np.testing.assert_allclose([line["probabilities"]["same"],
+                                line["probabilities"]["different"]], expected[0], atol=1e-5)
+
+
+def test_export_refuses_flags_that_contradict_the_model(pair_run, capsys):
+    _, _, run, base = pair_run
+    capsys.readouterr()
+    assert main(["export", str(run), "--export-dir", str(base), "--single"]) == 2
+    assert "trained on sentence pairs; export it with --pairs" in error_line(capsys)
+    assert main(["export", str(run), "--export-dir", str(base), "--max-length", "65"]) == 2
+    assert "more than the encoder's 64 position embeddings" in error_line(capsys)
+    assert sorted(p.name for p in base.iterdir()) == ["1"]  # nothing exported
+
+
+def test_predict_refuses_the_wrong_kind_of_input(exported, pair_run, tmp_path, capsys):
+    single, pairs = exported[2], pair_run[3]
+    source = tmp_path / "pairs.csv"
+    source.write_text("a,b\nthe cat sat,on the mat\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["predict", str(pairs), "--input", str(source), "--text-column", "a"]) == 2
+    assert "classifies sentence pairs: give the second texts with --pair-column" in (
+        error_line(capsys))
+    assert main(["predict", str(pairs), "the cat sat"]) == 2
+    assert "--pair TEXT" in error_line(capsys)
+    assert main(["predict", str(single), "--input", str(source), "--text-column", "a",
+                 "--pair-column", "b"]) == 2
+    assert "classifies single texts: drop --pair-column" in error_line(capsys)
+
+
+def test_predict_reads_jsonl(exported, tmp_path):
+    model, tokenizer, base = exported
+    texts = ["free prize, call now", "see you at lunch"]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "message": t}) + "\n"
+                              for i, t in enumerate(texts)), encoding="utf-8")
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(base), "--input", str(source), "--text-column", "message",
+                 "--output", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["text"] for r in rows] == texts
+    expected = model.predict(tokenizer.encode_batch(texts, max_length=32), verbose=0)
+    got = [[float(r["p_ham"]), float(r["p_spam"])] for r in rows]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_bad_jsonl_line_is_named(exported, tmp_path, capsys):
+    source = tmp_path / "bad.jsonl"
+    source.write_text('{"text": "fine"}\n{"text": "no closing brace"\n', encoding="utf-8")
+    capsys.readouterr()
+    assert main(["predict", str(exported[2]), "--input", str(source)]) == 2
+    assert f"{source}, line 2" in error_line(capsys)
+
+
+def test_csv_fields_over_128kb_are_read(exported, tmp_path):
+    text = "word " * 40_000 + "end"  # 200,003 characters; Python's csv stops at 131,072
+    source = tmp_path / "long.csv"
+    source.write_text(f"text\nshort one\n\"{text}\"\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(exported[2]), "--input", str(source), "--output", str(out)]) == 0
+    with out.open(encoding="utf-8") as f:
+        csv.field_size_limit(1_000_000)
+        rows = list(csv.DictReader(f))
+    assert [r["text"] for r in rows] == ["short one", text]
+
+
+def bad_predict_inputs(tmp_path: Path) -> dict[str, list[str]]:
+    """Named predict argument lists (after the model folder) that must each be refused."""
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    good = tmp_path / "good.csv"
+    good.write_text("text\nhello\n", encoding="utf-8")
+    plain = tmp_path / "texts.txt"
+    plain.write_text("hello\n", encoding="utf-8")
+    unreadable = tmp_path / "unreadable.csv"
+    unreadable.symlink_to("/proc/self/mem")  # a file whose read fails, even for root
+    return {
+        "empty input file": ["--input", str(empty)],
+        "unreadable input file": ["--input", str(unreadable)],
+        "directory as input": ["--input", str(tmp_path)],
+        "missing input file": ["--input", str(tmp_path / "missing.csv")],
+        "unknown file type": ["--input", str(plain)],
+        "missing column": ["--input", str(good), "--text-column", "message"],
+        "output in a missing folder": ["hello", "--output", str(tmp_path / "no" / "out.csv")],
+        "output is a folder": ["hello", "--output", str(tmp_path)],
+        "batch size 0": ["hello", "--batch-size", "0"],
+        "pair count": ["a", "b", "--pair", "x"],
+        "pair column without input": ["hello", "--pair-column", "b"],
+        "both texts and input": ["hello", "--input", str(good)],
+    }
+
+
+def test_bad_predict_input_gives_one_error_line(exported, tmp_path, capsys):
+    base = exported[2]
+    not_export = tmp_path / "not_export"
+    (not_export / "1").mkdir(parents=True)
+    (not_export / "1" / "saved_model.pb").write_bytes(b"\xff not a protobuf")
+    cases = {name: [str(base), *argv] for name, argv in bad_predict_inputs(tmp_path).items()}
+    cases["missing model folder"] = [str(tmp_path / "missing"), "hello"]
+    cases["folder that is not an export"] = [str(tmp_path), "hello"]
+    cases["broken saved_model.pb"] = [str(not_export), "hello"]
+    capsys.readouterr()
+    for name, argv in cases.items():
+        assert main(["predict", *argv]) == 2, name
+        error_line(capsys)
+
+
+def test_bad_export_input_gives_one_error_line(exported, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.keras").write_bytes(b"not a zip archive")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    run = exported[2].parent.parent / "sms"
+    cases = {
+        "missing model": [str(tmp_path / "missing")],
+        "broken model file": [str(broken)],
+        "version 0": [str(run), "--version", "0"],
+        "max length 0": [str(run), "--max-length", "0"],
+        "export dir under a file": [str(run), "--export-dir", str(a_file / "m")],
+    }
+    capsys.readouterr()
+    for name, argv in cases.items():
+        assert main(["export", *argv]) == 2, name
+        error_line(capsys)
+
+
+def test_every_export_and_predict_option_says_its_default():
+    from keras_bert_ft.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command in ("export", "predict"):
+        for action in commands.choices[command]._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help and "default" in action.help, (command, action.dest)
