@@ -266,7 +266,7 @@ _TEMP_NAME = re.compile(r"^\.export-(?P<host>[A-Za-z0-9.]*)-(?P<pid>\d+)-[^-]+$"
 
 def _host() -> str:
     """This machine's name, reduced to characters that are safe in a folder name."""
-    return re.sub(r"[^A-Za-z0-9.]", "", socket.gethostname())
+    return re.sub(r"[^A-Za-z0-9.]", "", socket.gethostname())[:64]
 
 
 def process_alive(pid: int) -> bool:

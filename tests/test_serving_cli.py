@@ -238,3 +238,21 @@ def test_every_export_and_predict_option_says_its_default():
         for action in commands.choices[command]._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help and "default" in action.help, (command, action.dest)
+
+
+def test_exported_classifier_takes_a_bare_string_as_one_text(exported, pair_run):
+    from keras_bert_ft.serving_predict import ExportedClassifier
+
+    single = ExportedClassifier(exported[2])
+    assert single.pairs is False
+    out = single.predict("free prize, call now")
+    assert out["label"].shape == (1,) and out["probabilities"].shape == (1, 2)
+    np.testing.assert_allclose(out["probabilities"],
+                               single.predict(["free prize, call now"])["probabilities"])
+    pairs = ExportedClassifier(pair_run[3])
+    assert pairs.pairs is True
+    assert pairs.predict("the cat sat", "on the mat")["label"].shape == (1,)
+    with pytest.raises(ValueError, match="classifies sentence pairs"):
+        pairs.predict("the cat sat")
+    with pytest.raises(ValueError, match="batch_size must be a positive"):
+        single.predict("a", batch_size=0)
