@@ -32,6 +32,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -262,6 +263,10 @@ def export_for_serving(
 
 TEMP_PREFIX = ".export-"
 _TEMP_NAME = re.compile(r"^\.export-(?P<host>[A-Za-z0-9.]*)-(?P<pid>\d+)-[^-]+$")
+# Versions before 0.2 named the folder `.export-<8 random characters>`, with no owner.
+_OLD_TEMP_NAME = re.compile(r"^\.export-[a-z0-9_]{8}$")
+# No export runs this long, so an ownerless folder older than this is a leftover.
+OLD_TEMP_MAX_AGE_S = 24 * 3600
 
 
 def _host() -> str:
@@ -285,15 +290,21 @@ def process_alive(pid: int) -> bool:
 def remove_stale_temp_folders(base: str | os.PathLike) -> list[Path]:
     """Remove the temporary folders under `base` of exports on this host whose process is gone.
 
-    Folders of live processes, of other hosts (a shared file system) and of
-    unknown shape are left alone. Returns the folders removed.
+    Ownerless folders of older versions go once they are a day old. Folders of
+    live processes, of other hosts (a shared file system) and of unknown shape
+    are left alone. Returns the folders removed.
     """
     removed = []
     host = _host()
+    now = time.time()
     for path in Path(base).glob(TEMP_PREFIX + "*"):
+        if not path.is_dir():
+            continue
         match = _TEMP_NAME.match(path.name)
-        if (match and match["host"] == host and path.is_dir()
-                and not process_alive(int(match["pid"]))):
+        dead = match and match["host"] == host and not process_alive(int(match["pid"]))
+        old = (_OLD_TEMP_NAME.match(path.name)
+               and now - path.stat().st_mtime > OLD_TEMP_MAX_AGE_S)
+        if dead or old:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed

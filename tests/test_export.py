@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -389,6 +390,18 @@ def test_only_temp_folders_of_dead_processes_are_removed(tmp_path):
         (folder / "model").mkdir(parents=True)
     assert remove_stale_temp_folders(tmp_path) == [dead]
     assert not dead.exists() and live.is_dir() and elsewhere.is_dir()
+
+
+def test_ownerless_temp_folders_of_older_versions_go_after_a_day(tmp_path):
+    from keras_bert_ft.export import OLD_TEMP_MAX_AGE_S, remove_stale_temp_folders
+
+    stale, recent = tmp_path / ".export-k3j_x9q2", tmp_path / ".export-a8c2mz01"
+    for folder in (stale, recent):
+        (folder / "model").mkdir(parents=True)
+    old = time.time() - OLD_TEMP_MAX_AGE_S - 60
+    os.utime(stale, (old, old))
+    assert remove_stale_temp_folders(tmp_path) == [stale]
+    assert recent.is_dir()
 
 
 KILLED_EXPORT = r"""
