@@ -227,7 +227,7 @@ def restore_checkpoint(model: keras.Model, checkpoint: str | os.PathLike) -> dic
     return state
 
 
-def _one_line(error: BaseException, limit: int = 200) -> str:
+def _one_line(error: BaseException, limit: int = 300) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
