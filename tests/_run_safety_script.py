@@ -6,6 +6,8 @@ usage: python _run_safety_script.py MODEL_DIR OUT_DIR WHERE
         before manifest.json (the folder is still the hidden temporary one);
   WHERE "pointer": killed after the folder was renamed into place, before the
         `latest` pointer names it.
+  WHERE "mirrored": no kill; 1 epoch, then a rerun with 2 epochs, both under a
+        MirroredStrategy on 2 logical CPUs; prints what the rerun resumed from.
 """
 
 from __future__ import annotations
@@ -35,6 +37,35 @@ def run_settings(model_dir, out, **overrides) -> FinetuneSettings:
     return FinetuneSettings(**{**base, **overrides})
 
 
+def mirrored_resume(model_dir, out) -> None:
+    import json
+
+    import tensorflow as tf
+
+    from keras_bert_ft.training import trainer
+    from keras_bert_ft.training.finetune import finetune
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    settings = run_settings(model_dir, out, epochs=1, strategy="mirrored")
+    first = finetune(run_data(), settings=settings)
+    saved = [v.numpy() for v in first.model.optimizer.variables]
+    seen = {}
+    real_restore = trainer.restore_checkpoint
+
+    def restore(model, checkpoint):
+        state = real_restore(model, checkpoint)
+        restored = [v.numpy() for v in model.optimizer.variables]
+        seen["checkpoint"] = str(checkpoint)
+        seen["same_optimizer_state"] = all(map(np.array_equal, saved, restored))
+        seen["replicas"] = tf.distribute.get_strategy().num_replicas_in_sync
+        return state
+
+    trainer.restore_checkpoint = restore
+    second = finetune(run_data(), settings=run_settings(model_dir, out, strategy="mirrored"))
+    print(json.dumps({**seen, "examples_seen": second.train_examples_seen}))
+
+
 def _kill(*_args, **_kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -44,6 +75,9 @@ if __name__ == "__main__":
     from keras_bert_ft.training.finetune import finetune
 
     model_dir, out, where = sys.argv[1:4]
+    if where == "mirrored":
+        mirrored_resume(model_dir, out)
+        raise SystemExit(0)
     if where == "manifest":
         real_manifest = checkpointing.write_manifest
 

@@ -30,7 +30,12 @@ from keras_bert_ft.training import (
     restore_checkpoint,
     save_checkpoint,
 )
-from keras_bert_ft.training.checkpointing import checkpoint_problem, read_state
+from keras_bert_ft.training.checkpointing import (
+    EpochCheckpoint,
+    checkpoint_problem,
+    epoch_folders,
+    read_state,
+)
 from keras_bert_ft.training.finetune import finetune
 from keras_bert_ft.training.runs import PREVIOUS_RUN, prepare_output_dir, read_run
 
@@ -292,6 +297,20 @@ MISFITS = {
 }
 
 
+def test_saving_an_epoch_removes_later_checkpoints_of_a_superseded_course(tmp_path):
+    model = _trained_model()
+    for epoch in (1, 2, 3):
+        save_checkpoint(model, tmp_path, epoch=epoch)
+    _truncate(tmp_path / "epoch-0003" / "model.weights.h5")  # skipped on resume, say
+    callback = EpochCheckpoint(tmp_path, keep=2)
+    callback.set_model(model)
+    callback.on_epoch_end(1)  # epoch 2 trained again from epoch 1
+    assert [p.name for p in epoch_folders(tmp_path)] == ["epoch-0001", "epoch-0002"]
+    callback.on_epoch_end(2)
+    assert [p.name for p in epoch_folders(tmp_path)] == ["epoch-0002", "epoch-0003"]
+    assert checkpoint_problem(tmp_path / "epoch-0003") is None
+
+
 @pytest.mark.parametrize("misfit", sorted(MISFITS))
 def test_a_checkpoint_that_does_not_fit_the_model_is_a_clear_error(tmp_path, misfit):
     path = save_checkpoint(_trained_model(), tmp_path, epoch=1)
@@ -349,3 +368,15 @@ def test_cli_refuses_another_run_in_one_line_then_no_resume_trains(models, tmp_p
     assert _tree(out) == before
     assert main([*args[:-2], "--max-length", "24", "--output-dir", str(out), "--no-resume"]) == 0
     assert read_run(out)["packing"]["max_length"] == 24
+
+
+def test_resume_under_a_mirrored_strategy_restores_the_optimizer_state(models, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([PYTHON, str(SCRIPT), str(models[0]), str(out), "mirrored"],
+                          cwd=SCRIPT.parent, env=subprocess_env(), capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == {"checkpoint": str(out / "checkpoints" / "epoch-0001"),
+                    "same_optimizer_state": True, "replicas": 2, "examples_seen": 32}  # fmt: skip
+    assert read_state(out / "checkpoints" / "epoch-0002")["iterations"] == 8

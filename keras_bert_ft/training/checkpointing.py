@@ -110,12 +110,12 @@ def epoch_folders(directory: str | os.PathLike) -> list[Path]:
     root = Path(directory)
     if not root.is_dir():
         return []
-    found = []
-    for p in root.iterdir():
-        m = _EPOCH_DIR.match(p.name)
-        if m and p.is_dir():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
+    found = [p for p in root.iterdir() if _EPOCH_DIR.match(p.name) and p.is_dir()]
+    return sorted(found, key=_epoch_number)
+
+
+def _epoch_number(path: Path) -> int:
+    return int(_EPOCH_DIR.match(path.name).group(1))
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
@@ -261,6 +261,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if not self.save:
             return
         save_checkpoint(self.model, self.directory, epoch + 1, logs)
-        # Older folders go, damaged ones included.
-        for old in epoch_folders(self.directory)[: -self.keep]:
+        # Folders numbered after this epoch are from a superseded course of training
+        # (a damaged checkpoint skipped on resume, a run started over): a resume must
+        # never pick them. Of the rest, the newest `keep` stay.
+        folders = epoch_folders(self.directory)
+        current = [p for p in folders if _epoch_number(p) <= epoch + 1]
+        stale = [p for p in folders if _epoch_number(p) > epoch + 1] + current[: -self.keep]
+        for old in stale:
             shutil.rmtree(old, ignore_errors=True)
