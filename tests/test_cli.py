@@ -64,8 +64,8 @@ def test_train_again_resumes_and_stops(trained, tiny_model_dir, capsys):
     # Same output dir, same epochs: the last checkpoint already covers them.
     data = trained.parent / "train.csv"
     status = cli.main(["train", "--train", str(data), "--model", str(tiny_model_dir),
-                       "--epochs", "2", "--batch-size", "8", "--max-length", "16",
-                       "--fine-tune", "top", "--train-layers", "1",
+                       "--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3",
+                       "--max-length", "16", "--fine-tune", "top", "--train-layers", "1",
                        "--output-dir", str(trained)])  # fmt: skip
     assert status == 0
     assert "Resuming from" in capsys.readouterr().out

@@ -125,10 +125,10 @@ def test_interrupted_save_never_becomes_the_latest(tmp_path, monkeypatch):
     first = save_checkpoint(model, tmp_path, epoch=1)
 
     def crash(*args, **kwargs):
-        # Half of the checkpoint is on disk (the weights) when the "kill" comes.
+        # All but the manifest is on disk (weights, state) when the "kill" comes.
         raise KeyboardInterrupt("killed while saving")
 
-    monkeypatch.setattr(ckpt_module.np, "savez", crash)
+    monkeypatch.setattr(ckpt_module, "write_manifest", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(model, tmp_path, epoch=2)
     assert latest_checkpoint(tmp_path) == first

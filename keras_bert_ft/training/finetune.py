@@ -5,6 +5,7 @@ what it does inside."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -23,6 +24,7 @@ from keras_bert_ft.atomic import atomic_write
 from keras_bert_ft.data.pipeline import dataset_from
 from keras_bert_ft.data.readers import TextDataset
 from keras_bert_ft.reports import ClassificationReport
+from keras_bert_ft.training.runs import describe_run, finish_run, prepare_output_dir
 from keras_bert_ft.training.strategies import get_strategy, is_chief, set_precision
 from keras_bert_ft.training.trainer import (
     compile_classifier,
@@ -112,16 +114,38 @@ def build_classifier(settings: FinetuneSettings, label_names, strategy=None,
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
-    """`model.save` into a temporary folder, then rename: never a half-written .keras file."""
+    """Save `model` as a .keras file without its optimizer (state or compile settings).
+
+    `keras.saving.load_model` returns it uncompiled, ready to predict; compile it
+    again to train further. Written into a temporary folder, then renamed:
+    never a half-written .keras file.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        model.save(tmp / target.name)
+        with _optimizer_hidden(model):
+            model.save(tmp / target.name)
         os.replace(tmp / target.name, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@contextlib.contextmanager
+def _optimizer_hidden(model: keras.Model):
+    # Keras 3.15 ignores `include_optimizer` for .keras files: it saves the state
+    # of whatever `model.optimizer` is and the compile settings when `compiled`.
+    # Hiding both for the duration of the save leaves the weights and config only.
+    if not getattr(model, "compiled", False):
+        yield
+        return
+    optimizer = model.optimizer
+    model.optimizer, model.compiled = None, False
+    try:
+        yield
+    finally:
+        model.optimizer, model.compiled = optimizer, True
 
 
 def _shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -141,9 +165,20 @@ def finetune(
     """Fine-tune on `train`, validate each epoch on `validation`, report on `test`
     (or on `validation` when there is no test set).
 
-    With `settings.output_dir`, writes `checkpoints/` (one per epoch, resumed
-    from automatically), `logs/` (TensorBoard), `model.keras`, `labels.json`
-    and `report/` (metrics.json, report.txt, confusion_matrix.png).
+    With `settings.output_dir`, writes `run.json` (what this run is, before
+    training starts), `checkpoints/` (one per epoch, resumed from
+    automatically), `logs/` (TensorBoard), `model.keras` (without optimizer),
+    `labels.json`, `settings.json` and `report/` (metrics.json, report.txt,
+    confusion_matrix.png).
+
+    A rerun into the same output directory resumes only the same run: the same
+    data, labels, model, tokenizer, packing, head and optimisation settings
+    (epochs, early stopping, strategy and verbosity may change; see
+    `keras_bert_ft.training.runs`). Another run there raises `RunMismatchError`
+    naming the fields that differ, and touches nothing. With
+    `settings.resume=False` the earlier run is moved to `previous-run/` before
+    training and deleted when this run has finished. Damaged checkpoints are
+    skipped with a warning; `CheckpointError` when none is usable.
     """
     s = settings or FinetuneSettings()
     if train.labels is None or train.label_vocab is None:
@@ -156,6 +191,10 @@ def finetune(
     label_names = train.label_vocab.names
 
     model, tokenizer = build_classifier(s, label_names, strategy, pairs=train.is_pair)
+    if out is not None:
+        # Before anything is written: refuse another run's directory untouched.
+        identity = describe_run(s, train, validation, tokenizer)
+        prepare_output_dir(out, identity, resume=s.resume, write=chief, log=log)
     log(
         f"Model: {s.model} ({model.encoder.count_params():,} encoder parameters, "
         f"{sum(int(np.prod(v.shape)) for v in model.trainable_weights):,} trainable), "
@@ -221,6 +260,7 @@ def finetune(
         if report is not None:
             report.save(out / "report", extra={"settings": s.to_dict(),
                                                "evaluated_on": eval_set.source})  # fmt: skip
+        finish_run(out, log=log)
     return FinetuneResult(
         model=model,
         history=history.history if history is not None else {},

@@ -4,7 +4,7 @@ train with resume, and evaluate into a `ClassificationReport`."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -14,7 +14,8 @@ import tensorflow as tf
 from keras_bert_ft.reports import ClassificationReport, classification_report
 from keras_bert_ft.training.checkpointing import (
     EpochCheckpoint,
-    latest_checkpoint,
+    find_resume_checkpoint,
+    print_warning,
     restore_checkpoint,
 )
 from keras_bert_ft.training.custom_loop import fit_custom_loop
@@ -97,17 +98,21 @@ def fit_with_resume(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = True,
     verbose: int | str = "auto",
+    warn: Callable[[str], None] = print_warning,
     **fit_kwargs,
 ) -> keras.callbacks.History | None:
-    """`model.fit`, first restoring the latest checkpoint in `checkpoint_dir` if any.
+    """`model.fit`, first restoring the newest intact checkpoint in `checkpoint_dir`.
 
     Training continues at the epoch after the checkpoint with the saved
-    optimizer state (so the step count and learning rate carry on). Returns
-    None when the checkpoint already covers all `epochs`.
+    optimizer state (so the step count and learning rate carry on). Damaged
+    newer checkpoints are reported through `warn` and skipped; when every
+    checkpoint is damaged, or the newest intact one does not fit the model,
+    `CheckpointError` is raised. Returns None when the checkpoint already
+    covers all `epochs`.
     """
     initial_epoch = 0
     if resume and checkpoint_dir is not None:
-        latest = latest_checkpoint(checkpoint_dir)
+        latest = find_resume_checkpoint(checkpoint_dir, warn=warn)
         if latest is not None:
             state = restore_checkpoint(model, latest)
             initial_epoch = int(state["epoch"])
