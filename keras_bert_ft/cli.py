@@ -319,18 +319,18 @@ def check_max_length_fits(data, max_length: int) -> None:
                        f"([CLS] a [SEP] b [SEP]); use at least {MIN_LENGTH_PAIR}")  # fmt: skip
 
 
-def check_fits_model(model, data, model_path) -> None:
+def check_fits_model(model, is_pair: bool, source: str, model_path: str) -> None:
     """Refuse data of the other kind (pairs vs single texts) than the model was trained on."""
     pairs = getattr(model, "pairs", None)
-    if pairs is None or pairs == data.is_pair:  # None: an older model that did not record it
+    if pairs is None or pairs == is_pair:  # None: an older model that did not record it
         return
     if pairs:
         raise CLIError(
-            f"{model_path} classifies sentence pairs, but {data.source} gives single texts: "
+            f"{model_path} classifies sentence pairs, but {source} gives single texts: "
             "add --pair-column with the second text's column"
         )
     raise CLIError(
-        f"{model_path} classifies single texts, but {data.source} gives sentence pairs: "
+        f"{model_path} classifies single texts, but {source} gives sentence pairs: "
         "remove --pair-column (or use a data set of single texts)"
     )
 
@@ -494,13 +494,15 @@ def evaluate_command(args) -> int:
         raise CLIError(f"{args.model_path}: the model has no label names or tokenizer saved")
     vocab = LabelVocabulary(model.label_names)
     if args.data:
+        check_fits_model(model, args.pair_column is not None, args.data, args.model_path)
         data = _read(args.data, args, vocab)
     else:
         splits = _registry(args.dataset)
         if args.split not in splits:
             raise CLIError(f"{args.dataset} has no split {args.split!r}: {', '.join(splits)}")
-        data = _relabel(splits[args.split], vocab)
-    check_fits_model(model, data, args.model_path)
+        data = splits[args.split]
+        check_fits_model(model, data.is_pair, f"{args.dataset} ({args.split})", args.model_path)
+        data = _relabel(data, vocab)
     print(_describe("evaluate", data))
     features = dataset_from(
         TextDataset(data.texts, data.pairs, None, None), model.tokenizer,
@@ -637,9 +639,10 @@ def distill_command(args) -> int:
     if teacher_layers is not None and args.student_layers > teacher_layers:
         raise CLIError(f"--student-layers {args.student_layers}: the teacher has only "
                        f"{teacher_layers} layers")  # fmt: skip
+    train, val, test = load_training_data(args)
+    check_fits_model(teacher, train.is_pair, train.source, args.teacher)
     vocab = LabelVocabulary(teacher.label_names)
-    train, val, test = (_relabel(d, vocab) for d in load_training_data(args))
-    check_fits_model(teacher, train, args.teacher)
+    train, val, test = (_relabel(d, vocab) for d in (train, val, test))
     print("Data:")
     for name, ds in (("train", train), ("validation", val), ("test", test)):
         if ds is not None:

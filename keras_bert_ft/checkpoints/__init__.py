@@ -59,12 +59,10 @@ def detect_format(path: str) -> str:
         return "google"
     if tfhub.is_saved_model_dir(path):
         return "tfhub"
-    looked_for = "\n".join(
-        f"  - {title}: {', '.join(files)}" for title, files in FORMATS.values()
-    )
+    looked_for = "; ".join(f"{title} ({', '.join(files)})" for title, files in FORMATS.values())
     found = ", ".join(sorted(os.listdir(path))) or "nothing"
     raise CheckpointError(
-        f"{path} holds no BERT checkpoint in a known format. Looked for:\n{looked_for}\n"
+        f"{path} holds no BERT checkpoint in a known format. Looked for: {looked_for}. "
         f"Found: {found}"
     )
 
