@@ -156,16 +156,18 @@ def finetune_defaults():
 def add_data_options(p: argparse.ArgumentParser, *, training: bool = True) -> None:
     """Where the data comes from: a registered data set or files with a column mapping."""
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", help="a registered data set (sst2, sms_spam, snli, mrpc, imdb); "
-                   "read from $KBF_DATA_DIR, the cache, or downloaded")  # fmt: skip
+    files = "--train" if training else "--data"
+    g.add_argument("--dataset", help="a registered data set (sst2, sms_spam, snli, mrpc, imdb), "
+                   f"read from $KBF_DATA_DIR, the cache, or downloaded; or give {files}")
     if training:
-        g.add_argument("--train", help="training file (.csv, .tsv or .jsonl)")
+        g.add_argument("--train", help="training file (.csv, .tsv or .jsonl); or give --dataset")
         g.add_argument("--train-split", default="train",
                        help="split of --dataset to train on (default %(default)s); the "
                        "validation and test splits are used for validation and the report "
                        "unless one of them is the one trained on")  # fmt: skip
         g.add_argument("--validation", help="validation file (default: split from --train)")
-        g.add_argument("--test", help="test file for the final report")
+        g.add_argument("--test", help="test file for the final report (default: report on the "
+                       "validation data)")  # fmt: skip
         g.add_argument("--validation-split", type=FRACTION, default=0.1,
                        help="fraction of the training data held out (stratified) when there "
                        "is no validation data, in [0, 1) (default %(default)s)")  # fmt: skip
@@ -173,7 +175,7 @@ def add_data_options(p: argparse.ArgumentParser, *, training: bool = True) -> No
                        help="train on a stratified subset of this many examples "
                        "(default: all)")  # fmt: skip
     else:
-        g.add_argument("--data", help="file to evaluate (.csv, .tsv or .jsonl)")
+        g.add_argument("--data", help="file to evaluate (.csv, .tsv or .jsonl); or give --dataset")
         g.add_argument("--split", default="test",
                        help="split of --dataset to evaluate (default %(default)s)")  # fmt: skip
     g.add_argument("--text-column", type=_column, default="text",
@@ -236,7 +238,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--class-weight", choices=("balanced",), default=s.class_weight,
                    help="weight classes by 1/frequency (default: off)")
     g.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
-                   default=s.precision, help="(default %(default)s)")
+                   default=s.precision,
+                   help="float type of the computations; mixed_* keeps float32 weights "
+                   "(default %(default)s)")  # fmt: skip
     g.add_argument("--strategy", choices=("auto", "default", "mirrored", "multi_worker"),
                    default=s.strategy,
                    help="tf.distribute strategy; multi_worker reads TF_CONFIG (default "
