@@ -1,11 +1,13 @@
 """keras_bert_ft: fine-tune BERT-family encoders for text classification with Keras 3.
 
-The tokenizer is imported eagerly (it needs no TensorFlow); everything that
-pulls in TensorFlow or Keras is imported on first use.
+The tokenizer and the error types are imported eagerly (they need no
+TensorFlow); everything that pulls in TensorFlow or Keras is imported on first
+use, so that `keras_bert_ft.cli` can quiet TensorFlow before it loads.
 """
 
 from importlib import import_module
 
+from keras_bert_ft.errors import CheckpointError, KerasBertFtError, ModelNotFoundError
 from keras_bert_ft.tokenization import WordPieceTokenizer
 
 __version__ = "0.1.0"
@@ -18,7 +20,13 @@ _LAZY_EXPORTS = {
     "export_for_serving": "keras_bert_ft.export",
 }
 
-__all__ = ["WordPieceTokenizer", *_LAZY_EXPORTS]
+__all__ = [
+    "CheckpointError",
+    "KerasBertFtError",
+    "ModelNotFoundError",
+    "WordPieceTokenizer",
+    *_LAZY_EXPORTS,
+]
 
 
 def __getattr__(name: str):

@@ -3,26 +3,41 @@
 Each subcommand is one function registered in `SUBCOMMANDS` with the
 `@subcommand` decorator, which names it, documents it and adds its options.
 A new subcommand (export, predict, distill, ...) is one more decorated
-function; nothing else changes. Data errors are printed as one clean message
-(file, line, what to fix) with exit status 2, never as a traceback.
+function; nothing else changes.
+
+Every option is checked before any work starts: values when they are parsed,
+the pretrained model's config and vocabulary before its weights load. Errors
+caused by the input (the package's `KerasBertFtError`s, and ValueError /
+OSError raised by the package's own code) are printed as one line,
+`error: ...`, with exit status 2; anything else is a bug: one line with a hint,
+exit status 1. `--debug` prints the traceback as well.
+
+TensorFlow prints start-up log lines from C++ before it reads any setting (see
+`quiet_tensorflow`); the CLI keeps them off the terminal unless `--verbose-tf`
+or `--debug` is given. This module must therefore not import TensorFlow when it
+is imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_bert_ft.data.errors import DataError
+from keras_bert_ft.data.errors import DataError  # noqa: F401  (re-exported for callers)
+from keras_bert_ft.errors import KerasBertFtError
 
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # the input was wrong: a bad option, file, model or data
+EXIT_BUG = 1  # an unexpected exception
 
 
-class CLIError(Exception):
+class CLIError(KerasBertFtError):
     """A user-facing error: printed without a traceback."""
 
 
@@ -47,7 +62,7 @@ def subcommand(name: str, help: str, configure: Callable[[argparse.ArgumentParse
     return register
 
 
-# --------------------------------------------------------------------------- options
+# --------------------------------------------------------------------------- option values
 
 
 def _column(value: str) -> str | int:
@@ -55,83 +70,193 @@ def _column(value: str) -> str | int:
     return int(value) if value.isdigit() else value
 
 
-def _ints(value: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in value.split(",") if v.strip())
+def integer(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least `low`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
 
 
-def _floats(value: str) -> list[float]:
-    return [float(v) for v in value.split(",") if v.strip()]
+def number(low: float, high: float = math.inf, *, low_open: bool = False,
+           high_open: bool = False) -> Callable[[str], float]:  # fmt: skip
+    """An argparse type: a finite float in the interval from `low` to `high`
+    (each end excluded when `*_open`)."""
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    if high == math.inf:
+        wanted = f"> {low:g}" if low_open else f">= {low:g}"
+    else:
+        wanted = f"in {left}{low:g}, {high:g}{right}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (math.isfinite(value) and above and below):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    return parse
+
+
+def integers(low: int) -> Callable[[str], tuple[int, ...]]:
+    """An argparse type: comma-separated integers of at least `low`, e.g. 256,128."""
+    one = integer(low)
+
+    def parse(text: str) -> tuple[int, ...]:
+        return tuple(one(v.strip()) for v in text.split(",") if v.strip())
+
+    return parse
+
+
+def numbers(low: float, **bounds) -> Callable[[str], list[float]]:
+    """An argparse type: comma-separated numbers, each as `number(low, ...)` allows."""
+    one = number(low, **bounds)
+
+    def parse(text: str) -> list[float]:
+        values = [one(v.strip()) for v in text.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError("expected at least one number")
+        return values
+
+    return parse
+
+
+POSITIVE = number(0, low_open=True)
+FRACTION = number(0, 1, high_open=True)  # [0, 1)
+# [CLS] + at least one token + [SEP]; sentence pairs need 5, checked once the data is read.
+MIN_LENGTH_SINGLE, MIN_LENGTH_PAIR = 3, 5
+# The learning rate when only the head trains (a fresh head over a frozen encoder).
+FROZEN_LEARNING_RATE = 1e-3
+
+
+def finetune_defaults():
+    """`FinetuneSettings()`: the defaults of train and tune options come from it.
+
+    Importing it imports TensorFlow; `main` has quieted TensorFlow by then.
+    """
+    from keras_bert_ft.training.finetune import FinetuneSettings
+
+    return FinetuneSettings()
+
+
+# --------------------------------------------------------------------------- options
 
 
 def add_data_options(p: argparse.ArgumentParser, *, training: bool = True) -> None:
     """Where the data comes from: a registered data set or files with a column mapping."""
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", help="a registered data set (sst2, sms_spam, snli, mrpc, imdb); "
-                   "read from $KBF_DATA_DIR, the cache, or downloaded")  # fmt: skip
+    files = "--train" if training else "--data"
+    g.add_argument("--dataset", help="a registered data set (sst2, sms_spam, snli, mrpc, imdb), "
+                   f"read from $KBF_DATA_DIR, the cache, or downloaded; or give {files}")
     if training:
-        g.add_argument("--train", help="training file (.csv, .tsv or .jsonl)")
+        g.add_argument("--train", help="training file (.csv, .tsv or .jsonl); or give --dataset")
+        g.add_argument("--train-split", default="train",
+                       help="split of --dataset to train on (default %(default)s); the "
+                       "validation and test splits are used for validation and the report "
+                       "unless one of them is the one trained on")  # fmt: skip
         g.add_argument("--validation", help="validation file (default: split from --train)")
-        g.add_argument("--test", help="test file for the final report")
-        g.add_argument("--validation-split", type=float, default=0.1,
-                       help="fraction of --train held out (stratified) when there is no "
-                       "--validation file (default 0.1)")  # fmt: skip
-        g.add_argument("--max-train-examples", type=int,
-                       help="train on a stratified subset of this many examples")  # fmt: skip
+        g.add_argument("--test", help="test file for the final report (default: report on the "
+                       "validation data)")  # fmt: skip
+        g.add_argument("--validation-split", type=FRACTION, default=0.1,
+                       help="fraction of the training data held out (stratified) when there "
+                       "is no validation data, in [0, 1) (default %(default)s)")  # fmt: skip
+        g.add_argument("--max-train-examples", type=integer(2),
+                       help="train on a stratified subset of this many examples "
+                       "(default: all)")  # fmt: skip
     else:
-        g.add_argument("--data", help="file to evaluate (.csv, .tsv or .jsonl)")
+        g.add_argument("--data", help="file to evaluate (.csv, .tsv or .jsonl); or give --dataset")
         g.add_argument("--split", default="test",
-                       help="split of --dataset to evaluate (default test)")  # fmt: skip
+                       help="split of --dataset to evaluate (default %(default)s)")  # fmt: skip
     g.add_argument("--text-column", type=_column, default="text",
-                   help="text column name, or 0-based index without header (default text)")
-    g.add_argument("--pair-column", type=_column, help="second text column, for sentence pairs")
-    g.add_argument("--label-column", type=_column, default="label", help="default label")
+                   help="text column name, or 0-based index without header (default "
+                   "%(default)s)")  # fmt: skip
+    g.add_argument("--pair-column", type=_column,
+                   help="second text column, for sentence pairs (default: none)")
+    g.add_argument("--label-column", type=_column, default="label",
+                   help="label column name or index (default %(default)s)")
     g.add_argument("--no-header", action="store_true",
                    help="CSV/TSV files have no header row (use column indices)")  # fmt: skip
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
+    s = finetune_defaults()
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="all-minilm-l6-v2",
+    g.add_argument("--model", default=s.model,
                    help="pretrained encoder: packaged name, HF/Google/TF-Hub/keras-hub "
-                   "directory, or hub name (default all-minilm-l6-v2)")  # fmt: skip
-    g.add_argument("--num-layers", type=int, help="keep only the first N encoder layers")
-    g.add_argument("--pooling", choices=("mean", "pooled", "cls"), default="mean",
-                   help="sentence vector: mean of tokens (default; suits sentence-transformer "
-                   "weights), the BERT pooler, or the raw [CLS] vector")  # fmt: skip
-    g.add_argument("--hidden-units", type=_ints, default=(),
-                   help="hidden MLP sizes, e.g. 256 or 256,128 (default none)")  # fmt: skip
-    g.add_argument("--dropout", type=float, default=0.1)
+                   "directory, or Hugging Face Hub name (default %(default)s)")  # fmt: skip
+    g.add_argument("--num-layers", type=integer(1), default=s.num_layers,
+                   help="keep only the first N encoder layers (default: all)")
+    g.add_argument("--pooling", choices=("mean", "pooled", "cls"), default=s.pooling,
+                   help="sentence vector: mean of tokens (suits sentence-transformer "
+                   "weights), the BERT pooler, or the raw [CLS] vector (default "
+                   "%(default)s)")  # fmt: skip
+    g.add_argument("--hidden-units", type=integers(1), default=s.hidden_units,
+                   help="hidden MLP sizes, e.g. 256 or 256,128 (default: none)")  # fmt: skip
+    g.add_argument("--dropout", type=FRACTION, default=s.dropout,
+                   help="dropout of the head, in [0, 1) (default %(default)s)")
     g.add_argument("--fine-tune", choices=("all", "top", "frozen"), default="all",
                    help="train everything, only the top --train-layers layers, or only the "
-                   "head over a frozen encoder")  # fmt: skip
-    g.add_argument("--train-layers", type=int, default=2,
-                   help="with --fine-tune top: how many top layers train (default 2)")
-    g.add_argument("--max-length", type=int, default=128, help="tokens per example (default 128)")
+                   "head over a frozen encoder (default %(default)s)")  # fmt: skip
+    g.add_argument("--train-layers", type=integer(1), default=2,
+                   help="with --fine-tune top: how many top layers train (default "
+                   "%(default)s)")  # fmt: skip
+    g.add_argument("--max-length", type=integer(MIN_LENGTH_SINGLE), default=s.max_length,
+                   help="tokens per example, [CLS] and [SEP] included; at most the model's "
+                   "max_position_embeddings (default %(default)s)")  # fmt: skip
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
+    s = finetune_defaults()
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=3)
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--learning-rate", type=float,
-                   help="peak learning rate (default 5e-5; 1e-3 with --fine-tune frozen)")
-    g.add_argument("--warmup-ratio", type=float, default=0.1)
-    g.add_argument("--weight-decay", type=float, default=0.01)
-    g.add_argument("--clipnorm", type=float, default=1.0, help="global gradient norm clip")
-    g.add_argument("--layer-decay", type=float,
-                   help="layer-wise learning-rate decay, e.g. 0.9 (default off)")
-    g.add_argument("--class-weight", choices=("balanced",), help="weight classes by 1/frequency")
+    g.add_argument("--epochs", type=integer(1), default=s.epochs,
+                   help="passes over the training data (default %(default)s)")
+    g.add_argument("--batch-size", type=integer(1), default=s.batch_size,
+                   help="examples per step (default %(default)s)")
+    g.add_argument("--learning-rate", type=POSITIVE,
+                   help=f"peak learning rate (default {s.learning_rate:g}; "
+                   f"{FROZEN_LEARNING_RATE:g} with --fine-tune frozen)")  # fmt: skip
+    g.add_argument("--warmup-ratio", type=number(0, 1), default=s.warmup_ratio,
+                   help="fraction of the steps that warm the learning rate up, in [0, 1] "
+                   "(default %(default)s)")  # fmt: skip
+    g.add_argument("--weight-decay", type=number(0), default=s.weight_decay,
+                   help="AdamW weight decay (default %(default)s)")
+    g.add_argument("--clipnorm", type=POSITIVE, default=s.clipnorm,
+                   help="global gradient norm clip (default %(default)s)")
+    g.add_argument("--layer-decay", type=number(0, 1, low_open=True), default=s.layer_decay,
+                   help="layer-wise learning-rate decay in (0, 1], e.g. 0.9 (default: off)")
+    g.add_argument("--class-weight", choices=("balanced",), default=s.class_weight,
+                   help="weight classes by 1/frequency (default: off)")
     g.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
-                   default="float32")
+                   default=s.precision,
+                   help="float type of the computations; mixed_* keeps float32 weights "
+                   "(default %(default)s)")  # fmt: skip
     g.add_argument("--strategy", choices=("auto", "default", "mirrored", "multi_worker"),
-                   default="auto", help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
-    g.add_argument("--early-stopping", type=int, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without improvement; keep the best weights")
-    g.add_argument("--monitor", default="val_accuracy", help="metric for early stopping")
-    g.add_argument("--seed", type=int, default=0)
+                   default=s.strategy,
+                   help="tf.distribute strategy; multi_worker reads TF_CONFIG (default "
+                   "%(default)s)")  # fmt: skip
+    g.add_argument("--early-stopping", type=integer(1), metavar="PATIENCE",
+                   default=s.early_stopping_patience,
+                   help="stop after PATIENCE epochs without improvement; keep the best "
+                   "weights (default: off)")  # fmt: skip
+    g.add_argument("--monitor", default=s.monitor,
+                   help="metric for early stopping (default %(default)s)")
+    g.add_argument("--seed", type=integer(0), default=s.seed,
+                   help="random seed (default %(default)s)")
     g.add_argument("--output-dir", default="runs/latest",
-                   help="checkpoints, TensorBoard logs, model.keras, report (default runs/latest)")
-    g.add_argument("--no-resume", action="store_true",
+                   help="checkpoints, TensorBoard logs, model.keras, report (default "
+                   "%(default)s)")  # fmt: skip
+    g.add_argument("--no-resume", action="store_true", default=not s.resume,
                    help="start over even if --output-dir holds checkpoints")
 
 
@@ -139,6 +264,79 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     add_data_options(p)
     add_model_options(p)
     add_training_options(p)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_data_options(args) -> None:
+    """Options that contradict each other, checked before anything is read."""
+    training = hasattr(args, "train")
+    files = args.train if training else args.data
+    file_option = "--train" if training else "--data"
+    if args.dataset and files:
+        raise CLIError(f"give --dataset NAME or {file_option} FILE, not both")
+    if not args.dataset and not files:
+        raise CLIError(f"give --dataset NAME or {file_option} FILE")
+    if training and args.dataset and (args.validation or args.test):
+        raise CLIError("--validation and --test go with --train FILE; --dataset brings its "
+                       "own splits")  # fmt: skip
+    if args.dataset and args.pair_column is not None:
+        raise CLIError(f"--pair-column goes with {file_option} FILE; --dataset "
+                       f"{args.dataset} knows its own columns")  # fmt: skip
+
+
+def check_pretrained(args) -> None:
+    """Check --model and the options that depend on it, from its config and vocabulary
+    alone (no weights are loaded): it exists, it has a vocabulary that fits its
+    embeddings, and --max-length / --num-layers / --train-layers fit its shape."""
+    from keras_bert_ft.checkpoints import inspect_pretrained
+
+    info = inspect_pretrained(args.model)
+    if info.vocab_size is None:
+        raise CLIError(
+            f"--model {args.model}: {info.path} has no vocabulary (vocab.txt, or tokenizer.json "
+            "for Hugging Face directories), so texts cannot be tokenized; copy the model's "
+            "vocabulary file into the directory"
+        )
+    config = info.config
+    if config is None:  # a TF-Hub SavedModel without a config: known only once loaded
+        return
+    if args.max_length > config.max_position_embeddings:
+        raise CLIError(
+            f"--max-length {args.max_length} is more than the {config.max_position_embeddings} "
+            f"positions the model {args.model} has (max_position_embeddings); use "
+            f"--max-length {config.max_position_embeddings} or less"
+        )
+    if args.num_layers is not None and args.num_layers > config.num_layers:
+        raise CLIError(f"--num-layers {args.num_layers}: the model {args.model} has only "
+                       f"{config.num_layers} layers")  # fmt: skip
+    layers = args.num_layers or config.num_layers
+    if args.fine_tune == "top" and args.train_layers > layers:
+        raise CLIError(f"--train-layers {args.train_layers} with --fine-tune top: the encoder "
+                       f"has {layers} layers")  # fmt: skip
+
+
+def check_max_length_fits(data, max_length: int) -> None:
+    if data.is_pair and max_length < MIN_LENGTH_PAIR:
+        raise CLIError(f"--max-length {max_length} leaves no room for sentence pairs "
+                       f"([CLS] a [SEP] b [SEP]); use at least {MIN_LENGTH_PAIR}")  # fmt: skip
+
+
+def check_fits_model(model, is_pair: bool, source: str, model_path: str) -> None:
+    """Refuse data of the other kind (pairs vs single texts) than the model was trained on."""
+    pairs = getattr(model, "pairs", None)
+    if pairs is None or pairs == is_pair:  # None: an older model that did not record it
+        return
+    if pairs:
+        raise CLIError(
+            f"{model_path} classifies sentence pairs, but {source} gives single texts: "
+            "add --pair-column with the second text's column"
+        )
+    raise CLIError(
+        f"{model_path} classifies single texts, but {source} gives sentence pairs: "
+        "remove --pair-column (or use a data set of single texts)"
+    )
 
 
 # --------------------------------------------------------------------------- data
@@ -154,14 +352,12 @@ def _read(path: str, args, label_vocab=None):
 
 
 def _registry(name: str) -> dict:
-    from keras_bert_ft.data import DatasetUnavailableError, load_dataset
+    from keras_bert_ft.data import load_dataset
 
     try:
         return load_dataset(name)
     except KeyError as e:
         raise CLIError(str(e.args[0])) from None
-    except DatasetUnavailableError as e:
-        raise CLIError(str(e)) from None
 
 
 def load_training_data(args) -> tuple:
@@ -170,13 +366,20 @@ def load_training_data(args) -> tuple:
 
     if args.dataset:
         splits = _registry(args.dataset)
-        train, val, test = splits["train"], splits.get("validation"), splits.get("test")
-    elif args.train:
+        if args.train_split not in splits:
+            others = [s for s in splits if s != "test"] or list(splits)
+            raise CLIError(
+                f"data set {args.dataset!r} has no {args.train_split!r} split here (it has: "
+                f"{', '.join(splits) or 'none'}); train on another with --train-split "
+                f"{others[0] if others else 'NAME'}, or give --train FILE"
+            )
+        train = splits[args.train_split]
+        val = splits.get("validation") if args.train_split != "validation" else None
+        test = splits.get("test") if args.train_split != "test" else None
+    else:
         train = _read(args.train, args)
         val = _read(args.validation, args, train.label_vocab) if args.validation else None
         test = _read(args.test, args, train.label_vocab) if args.test else None
-    else:
-        raise CLIError("give --dataset NAME or --train FILE")
     if val is None and args.validation_split > 0:
         parts = stratified_split(
             train, {"train": 1 - args.validation_split, "validation": args.validation_split},
@@ -199,7 +402,7 @@ def settings_from_args(args):
     layers = {"all": None, "frozen": 0, "top": args.train_layers}[args.fine_tune]
     lr = args.learning_rate
     if lr is None:
-        lr = 1e-3 if args.fine_tune == "frozen" else 5e-5
+        lr = FROZEN_LEARNING_RATE if args.fine_tune == "frozen" else FinetuneSettings.learning_rate
     return FinetuneSettings(
         model=args.model, num_layers=args.num_layers, pooling=args.pooling,
         hidden_units=tuple(args.hidden_units), dropout=args.dropout,
@@ -218,6 +421,15 @@ def _describe(name: str, ds) -> str:
     return f"  {name:<10} {len(ds):>7,} {kind} ({counts})  from {ds.source}"
 
 
+def prepare_training(args) -> tuple:
+    """Check every option, then read the data: (train, validation, test)."""
+    check_data_options(args)
+    check_pretrained(args)
+    train, val, test = load_training_data(args)
+    check_max_length_fits(train, args.max_length)
+    return train, val, test
+
+
 # --------------------------------------------------------------------------- subcommands
 
 
@@ -225,7 +437,7 @@ def _describe(name: str, ds) -> str:
 def train_command(args) -> int:
     from keras_bert_ft.training.finetune import finetune
 
-    train, val, test = load_training_data(args)
+    train, val, test = prepare_training(args)
     print("Data:")
     for name, ds in (("train", train), ("validation", val), ("test", test)):
         if ds is not None:
@@ -243,7 +455,8 @@ def train_command(args) -> int:
 def _configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_path", help="a trained model: model.keras or the --output-dir of train")
     add_data_options(p, training=False)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=integer(1), default=64,
+                   help="examples per step (default %(default)s)")
     p.add_argument("--output-dir", help="write metrics.json, report.txt, confusion_matrix.png here")
 
 
@@ -258,7 +471,20 @@ def load_trained_model(path: str):
         p = p / "model.keras"
     if not p.is_file():
         raise CLIError(f"{p}: no trained model here; pass the model.keras written by train")
-    return keras.saving.load_model(p)
+    try:
+        return keras.saving.load_model(p)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # not a Keras archive, or a foreign one
+        raise CLIError(f"{p}: cannot load the model ({type(e).__name__}: {e})") from e
+
+
+def _relabel(ds, vocab):
+    """`ds` with class indices in the model's label order; unknown labels are DataErrors."""
+    from keras_bert_ft.data import TextDataset
+
+    if ds is None:
+        return None
+    labels = vocab.encode(ds.label_vocab.decode(ds.labels), source=ds.source)
+    return TextDataset(ds.texts, ds.pairs, labels, vocab, ds.source)
 
 
 @subcommand("evaluate", "report a trained model's metrics on labelled data", _configure_evaluate)
@@ -266,22 +492,21 @@ def evaluate_command(args) -> int:
     from keras_bert_ft.data import LabelVocabulary, TextDataset, dataset_from
     from keras_bert_ft.training import evaluate_report
 
+    check_data_options(args)
     model = load_trained_model(args.model_path)
     if not model.label_names or model.tokenizer is None:
         raise CLIError(f"{args.model_path}: the model has no label names or tokenizer saved")
     vocab = LabelVocabulary(model.label_names)
     if args.data:
+        check_fits_model(model, args.pair_column is not None, args.data, args.model_path)
         data = _read(args.data, args, vocab)
-    elif args.dataset:
+    else:
         splits = _registry(args.dataset)
         if args.split not in splits:
             raise CLIError(f"{args.dataset} has no split {args.split!r}: {', '.join(splits)}")
         data = splits[args.split]
-        data = TextDataset(data.texts, data.pairs,
-                           vocab.encode(data.label_vocab.decode(data.labels), source=data.source),
-                           vocab, data.source)  # fmt: skip
-    else:
-        raise CLIError("give --data FILE or --dataset NAME")
+        check_fits_model(model, data.is_pair, f"{args.dataset} ({args.split})", args.model_path)
+        data = _relabel(data, vocab)
     print(_describe("evaluate", data))
     features = dataset_from(
         TextDataset(data.texts, data.pairs, None, None), model.tokenizer,
@@ -300,17 +525,21 @@ def _configure_tune(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
     add_training_options(p)
     g = p.add_argument_group("search")
-    g.add_argument("--learning-rates", type=_floats, default=[2e-5, 5e-5, 1e-4])
-    g.add_argument("--batch-sizes", type=_ints, default=(16, 32))
-    g.add_argument("--epoch-choices", type=_ints, default=(1, 2))
-    g.add_argument("--max-trials", type=int, default=4)
+    g.add_argument("--learning-rates", type=numbers(0, low_open=True), default=[2e-5, 5e-5, 1e-4],
+                   help="comma-separated learning rates to try (default 2e-5,5e-5,1e-4)")
+    g.add_argument("--batch-sizes", type=integers(1), default=(16, 32),
+                   help="comma-separated batch sizes to try (default 16,32)")
+    g.add_argument("--epoch-choices", type=integers(1), default=(1, 2),
+                   help="comma-separated epoch counts to try (default 1,2)")
+    g.add_argument("--max-trials", type=integer(1), default=4,
+                   help="settings to try (default %(default)s)")
 
 
 @subcommand("tune", "search learning rate, batch size and epochs with KerasTuner", _configure_tune)
 def tune_command(args) -> int:
     from keras_bert_ft.training.tuning import tune
 
-    train, val, _ = load_training_data(args)
+    train, val, _ = prepare_training(args)
     if val is None:
         raise CLIError("tuning needs validation data: give --validation or --validation-split")
     print("Data:")
@@ -352,8 +581,10 @@ def run_command(args) -> int:
         shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
         if shared.is_dir():
             os.environ["KBF_DATA_DIR"] = str(shared)
+    if args.train:  # --train FILE replaces the embedded data set
+        args.dataset = None
     try:
-        where = dataset_dir(args.dataset, download=False)
+        where = dataset_dir(args.dataset, download=False) if args.dataset else None
     except Exception:
         where = None
         print(
@@ -363,7 +594,7 @@ def run_command(args) -> int:
             file=sys.stderr,
         )
     print(
-        f"keras-bert-ft run: fine-tune {args.model} on {args.dataset}"
+        f"keras-bert-ft run: fine-tune {args.model} on {args.dataset or args.train}"
         + (f" ({where})" if where else "")
         + f", {args.epochs} epoch(s), all layers, mean pooling, batch {args.batch_size}; "
         "report on the stratified held-out 20% test split. Output in "
@@ -379,20 +610,22 @@ def _configure_distill(p: argparse.ArgumentParser) -> None:
     p.add_argument("teacher", help="the trained teacher: model.keras or the --output-dir of train")
     add_data_options(p)
     g = p.add_argument_group("distillation")
-    g.add_argument("--student-layers", type=int, default=3,
-                   help="the student keeps the teacher's first N layers (default 3)")
-    g.add_argument("--student-intermediate-size", type=int,
+    g.add_argument("--student-layers", type=integer(1), default=3,
+                   help="the student keeps the teacher's first N layers (default %(default)s)")
+    g.add_argument("--student-intermediate-size", type=integer(1),
                    help="prune each kept layer's feed-forward units to this many "
                         "(default: keep all)")
-    g.add_argument("--temperature", type=float, default=2.0, help="softmax temperature (default 2)")
-    g.add_argument("--alpha", type=float, default=0.5,
-                   help="weight of the hard-label loss; 1 - alpha goes to the soft targets")
-    g.add_argument("--epochs", type=int, default=3)
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--learning-rate", type=float, default=1e-4)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--temperature", type=POSITIVE, default=2.0,
+                   help="softmax temperature (default %(default)s)")
+    g.add_argument("--alpha", type=number(0, 1), default=0.5,
+                   help="weight of the hard-label loss in [0, 1]; 1 - alpha goes to the soft "
+                   "targets (default %(default)s)")  # fmt: skip
+    g.add_argument("--epochs", type=integer(1), default=3, help="(default %(default)s)")
+    g.add_argument("--batch-size", type=integer(1), default=32, help="(default %(default)s)")
+    g.add_argument("--learning-rate", type=POSITIVE, default=1e-4, help="(default %(default)s)")
+    g.add_argument("--seed", type=integer(0), default=0, help="(default %(default)s)")
     g.add_argument("--output-dir", default="runs/distilled",
-                   help="where the student's model.keras and report go (default runs/distilled)")
+                   help="where the student's model.keras and report go (default %(default)s)")
 
 
 @subcommand("distill", "distil a trained classifier into a shallower student", _configure_distill)
@@ -402,19 +635,18 @@ def distill_command(args) -> int:
     from keras_bert_ft.training import evaluate_report
     from keras_bert_ft.training.finetune import save_model
 
+    check_data_options(args)
     teacher = load_trained_model(args.teacher)
     if not teacher.label_names or teacher.tokenizer is None:
         raise CLIError(f"{args.teacher}: the model has no label names or tokenizer saved")
+    teacher_layers = getattr(getattr(teacher.encoder, "config", None), "num_layers", None)
+    if teacher_layers is not None and args.student_layers > teacher_layers:
+        raise CLIError(f"--student-layers {args.student_layers}: the teacher has only "
+                       f"{teacher_layers} layers")  # fmt: skip
+    train, val, test = load_training_data(args)
+    check_fits_model(teacher, train.is_pair, train.source, args.teacher)
     vocab = LabelVocabulary(teacher.label_names)
-
-    def relabel(ds):
-        # Class indices in the teacher's order, whatever order the data listed them in.
-        if ds is None:
-            return None
-        labels = vocab.encode(ds.label_vocab.decode(ds.labels), source=ds.source)
-        return TextDataset(ds.texts, ds.pairs, labels, vocab, ds.source)
-
-    train, val, test = (relabel(d) for d in load_training_data(args))
+    train, val, test = (_relabel(d, vocab) for d in (train, val, test))
     print("Data:")
     for name, ds in (("train", train), ("validation", val), ("test", test)):
         if ds is not None:
@@ -452,30 +684,111 @@ register_serving_commands(subcommand, CLIError)
 # --------------------------------------------------------------------------- main
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`error: ...`), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def _add_global_options(p: argparse.ArgumentParser, default) -> None:
+    p.add_argument("--debug", action="store_true", default=default,
+                   help="on an error, print the Python traceback too; show TensorFlow's logs")
+    p.add_argument("--verbose-tf", action="store_true", default=default,
+                   help="show TensorFlow's start-up log lines (hidden by default)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-bert-ft", description="Fine-tune BERT encoders for text classification."
     )
+    _add_global_options(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in SUBCOMMANDS.values():
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         cmd.configure(p)
+        # Also accepted after the command; SUPPRESS keeps a value given before it.
+        _add_global_options(p, argparse.SUPPRESS)
         p.set_defaults(_run=cmd.run)
     return parser
 
 
+def quiet_tensorflow() -> None:
+    """Import TensorFlow without its start-up log lines on the terminal.
+
+    TensorFlow's C++ code logs through absl before `absl::InitializeLog()` is
+    called, and absl writes such early messages to stderr whatever the
+    threshold, so TF_CPP_MIN_LOG_LEVEL cannot hide them (oneDNN, CUDA driver
+    and CPU feature notices). They are all written while the library loads,
+    so stderr (file descriptor 2) points to /dev/null for the import only.
+    TF_CPP_MIN_LOG_LEVEL=3 (unless already set) quiets what C++ logs later.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def _raised_by_package(error: BaseException) -> bool:
+    # Where the exception was raised: the innermost frame of its traceback.
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    package = Path(__file__).resolve().parent
+    return Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(package)
+
+
+def exit_status(error: BaseException) -> int:
+    """2 for errors in the input (the package's own errors; ValueError and OSError raised
+    by the package's code), 1 for anything else: a bug."""
+    if isinstance(error, KerasBertFtError):
+        return EXIT_USAGE
+    if isinstance(error, (ValueError, OSError)) and _raised_by_package(error):
+        return EXIT_USAGE
+    return EXIT_BUG
+
+
+def one_line(text: str) -> str:
+    """`text` with its lines joined, so an error is always one line."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `keras-bert-ft` and `python -m keras_bert_ft.cli`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" not in argv and "--verbose-tf" not in argv:
+        quiet_tensorflow()
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (DataError, CLIError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume from the last checkpoint",
               file=sys.stderr)  # fmt: skip
         return 130
+    except Exception as e:
+        status = exit_status(e)
+        if args.debug:
+            traceback.print_exc()
+        message = one_line(e) or type(e).__name__
+        if status == EXIT_BUG:
+            message = (f"unexpected {type(e).__name__}: {message} (this is a bug; rerun with "
+                       "--debug for the traceback)")  # fmt: skip
+        print(f"error: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import json
 import os
 from typing import Any
 
+from keras_bert_ft.errors import CheckpointError
+
 ACTIVATIONS = ("gelu_exact", "gelu_tanh", "relu", "silu")
 
 # What each format means by its activation names.
@@ -40,7 +42,10 @@ def _translate(name: str, table: dict[str, str], source: str) -> str:
     if name in ACTIVATIONS:
         return name
     if name not in table:
-        raise ValueError(f"unsupported hidden_act {name!r} in {source} config")
+        raise CheckpointError(
+            f"unsupported hidden_act {name!r} in the {source} config; supported: "
+            f"{', '.join(sorted(table))}"
+        )
     return table[name]
 
 
@@ -102,9 +107,17 @@ class BertConfig:
         """From a Hugging Face `config.json` of a BERT model."""
         model_type = d.get("model_type", "bert")
         if model_type != "bert":
-            raise ValueError(f"model_type {model_type!r} is not supported (only 'bert')")
-        if d.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError("only absolute position embeddings are supported")
+            raise CheckpointError(
+                f"model_type {model_type!r} is not supported: only BERT models "
+                "(model_type 'bert', e.g. bert-base-uncased, all-MiniLM-L6-v2, BioBERT) can be "
+                "loaded; RoBERTa, DistilBERT, ALBERT, ELECTRA, DeBERTa and others are different "
+                "architectures"
+            )
+        position = d.get("position_embedding_type", "absolute")
+        if position != "absolute":
+            raise CheckpointError(
+                f"position_embedding_type {position!r} is not supported (only 'absolute')"
+            )
         return cls._from_bert_keys(d, _HF_ACTIVATIONS, "Hugging Face")
 
     @classmethod
@@ -214,8 +227,13 @@ class BertConfig:
         The guess: keras-hub configs name `vocabulary_size`, Hugging Face ones a
         `model_type`; a file called `bert_config.json` is Google's.
         """
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{path}: not a valid JSON file ({e})") from None
+        if not isinstance(d, dict):
+            raise CheckpointError(f"{path}: expected a JSON object, found {type(d).__name__}")
         if fmt is None:
             inner = d.get("config", d) if isinstance(d.get("config"), dict) else d
             if "vocabulary_size" in inner:
@@ -232,4 +250,9 @@ class BertConfig:
         }
         if fmt not in readers:
             raise ValueError(f"unknown config format {fmt!r}; expected one of {list(readers)}")
-        return readers[fmt](d)
+        try:
+            return readers[fmt](d)
+        except ValueError as e:  # CheckpointError, or an inconsistent config
+            raise CheckpointError(f"{path}: {e}") from None
+        except KeyError as e:
+            raise CheckpointError(f"{path}: the config has no {e.args[0]!r}") from None

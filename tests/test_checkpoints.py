@@ -445,3 +445,113 @@ def test_tfhub_vocab_mismatch_is_an_error(tmp_path):
     vocab.write_text(vocab.read_text() + "extra\n")
     with pytest.raises(ValueError, match="has 41 tokens but the word embedding matrix has 40"):
         keras_bert_ft.load_pretrained(tmp_path / "hub")
+
+
+# ---- errors of the package's own types, and reading without weights ----------------------
+def test_not_found_says_what_was_tried(tmp_path, monkeypatch):
+    from keras_bert_ft.errors import KerasBertFtError, ModelNotFoundError
+
+    monkeypatch.setenv("KBF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("KBF_OFFLINE", "1")
+    for name in ("all-minilm-l6-v3", "bert-base-uncazed"):
+        with pytest.raises(ModelNotFoundError) as e:
+            keras_bert_ft.load_pretrained(name)
+        msg = str(e.value)
+        assert msg.startswith(f"model {name!r} not found: it is not a local directory, not a "
+                              "packaged model (packaged: all-minilm-l6-v2)")
+        assert "could not be downloaded from the Hugging Face Hub" in msg
+        assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, KerasBertFtError)
+    with pytest.raises(ModelNotFoundError, match="not a Hugging Face Hub name"):
+        keras_bert_ft.load_pretrained(tmp_path / "no" / "such" / "dir")
+
+
+def test_unsupported_model_family_is_named(tmp_path):
+    from keras_bert_ft.checkpoints import inspect_pretrained
+    from keras_bert_ft.errors import CheckpointError
+
+    path = tiny_hf_dir(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
+    for read in (inspect_pretrained, keras_bert_ft.load_pretrained):
+        with pytest.raises(CheckpointError, match=r"config.json: model_type 'roberta' is not "
+                                                  r"supported: only BERT models"):
+            read(path)
+    del config["hidden_size"]
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"config.json: the config has no 'hidden_size'"):
+        inspect_pretrained(path)
+
+
+def test_inspect_reads_config_and_vocab_without_weights(tmp_path):
+    from keras_bert_ft.checkpoints import inspect_pretrained
+    from keras_bert_ft.errors import CheckpointError
+
+    path = tiny_hf_dir(tmp_path / "m")
+    (path / "model.safetensors").write_bytes(b"not weights")  # never read by inspect
+    info = inspect_pretrained(path)
+    assert (info.format, info.vocab_size) == ("hf", 40)
+    assert (info.config.num_layers, info.config.max_position_embeddings) == (2, 32)
+    with pytest.raises(Exception):  # noqa: B017  (whatever safetensors raises)
+        keras_bert_ft.load_pretrained(path)
+    # A vocabulary that does not fit the embeddings, and none at all.
+    lines = (path / "vocab.txt").read_text().splitlines(keepends=True)
+    (path / "vocab.txt").write_text("".join(lines[:-1]))
+    with pytest.raises(CheckpointError, match="has 39 tokens but the word embedding matrix"):
+        inspect_pretrained(path)
+    (path / "vocab.txt").unlink()
+    assert inspect_pretrained(path).vocab_size is None
+
+
+def _hf_dir_with_tokenizer_json(path, tokenizer):
+    """A tiny encoder over the 30,522-token BERT vocabulary, saved as transformers 5 saves
+    a tokenizer: tokenizer.json and tokenizer_config.json, no vocab.txt."""
+    save_hf(BertEncoder(BertConfig(vocab_size=30522, hidden_size=16, num_layers=1, num_heads=2,
+                                   intermediate_size=32)), path)  # fmt: skip
+    os.remove(path / "tokenizer_config.json")
+    tokenizer.save_pretrained(str(path))
+    assert not (path / "vocab.txt").exists() and (path / "tokenizer.json").is_file()
+    return path
+
+
+TRICKY = ["Héllo, WORLD! Naïve café", "unaffable 中文 résumé", "Ünïcödé   ÀÉÎ tabs\tand\nnewlines",
+          "don't stop-believing... 1,234.56"]
+
+
+@pytest.mark.parametrize("casing", [dict(do_lower_case=True),
+                                    dict(do_lower_case=False, strip_accents=True)])
+def test_tokenizer_json_only_directory(casing, tmp_path, vocab_file, data_dir):
+    transformers = pytest.importorskip("transformers")
+    from keras_bert_ft.checkpoints import inspect_pretrained
+
+    hf = transformers.BertTokenizerFast(vocab=str(vocab_file), **casing)
+    path = _hf_dir_with_tokenizer_json(tmp_path / "m", hf)
+    assert inspect_pretrained(path).vocab_size == 30522
+    _, tokenizer, config = keras_bert_ft.load_pretrained(path)
+    assert tokenizer is not None and tokenizer.vocab_size == 30522
+    assert config.do_lower_case == tokenizer.lowercase == casing["do_lower_case"]
+    assert tokenizer.strip_accents == casing.get("strip_accents", casing["do_lower_case"])
+    texts = sst2_sentences(data_dir, 32) + TRICKY
+    ours = tokenizer.encode_batch(texts)
+    theirs = hf_batch(hf, texts)
+    for k in theirs:
+        np.testing.assert_array_equal(ours[k], theirs[k])
+    first, second = mrpc_pairs(data_dir, 16)
+    ours = tokenizer.encode_batch(first, second)
+    theirs = hf_batch(hf, first, second)
+    for k in theirs:
+        np.testing.assert_array_equal(ours[k], theirs[k])
+
+
+def test_tokenizer_json_of_another_kind_is_not_supported(tmp_path, vocab_file):
+    tokenizers = pytest.importorskip("tokenizers")
+    transformers = pytest.importorskip("transformers")
+    from keras_bert_ft.errors import CheckpointError
+
+    path = _hf_dir_with_tokenizer_json(
+        tmp_path / "m", transformers.BertTokenizerFast(vocab=str(vocab_file)))
+    bpe = tokenizers.Tokenizer(tokenizers.models.BPE(vocab={"a": 0, "b": 1, "ab": 2},
+                                                     merges=[("a", "b")]))  # fmt: skip
+    bpe.save(str(path / "tokenizer.json"))
+    with pytest.raises(CheckpointError, match=r"tokenizer.json: a BPE tokenizer is not "
+                                              r"supported; only WordPiece \(BERT\)"):
+        keras_bert_ft.load_pretrained(path)

@@ -42,6 +42,7 @@ from keras_bert_ft.data import (
 from keras_bert_ft.data.download import DownloadError, download, extract
 from keras_bert_ft.data.splits import split_indices
 from keras_bert_ft.data.stats import token_lengths
+from keras_bert_ft.errors import KerasBertFtError
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -282,6 +283,44 @@ def test_ragged_rows_and_bad_json(tmp_path):
         read_csv(tmp_path / "missing.csv")
     with pytest.raises(DataError, match="unknown file type"):
         read_file(write(tmp_path / "d.xlsx", "x"))
+
+
+def test_mixed_integer_and_text_labels_are_an_error(tmp_path):
+    # 0/1 from one file and neg/pos from another would silently make four classes.
+    path = write(tmp_path / "d.csv", "text,label\na,0\nb,1\nc,neg\nd,1\ne,pos\nf,spam\ng,x\n")
+    with pytest.raises(DataError) as e:
+        read_csv(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: the label column 'label' mixes integer labels")
+    assert "('0', '1'; first '0' at line 2)" in msg
+    assert "('neg', 'pos', 'spam', ...; first 'neg' at line 4)" in msg and "Fix:" in msg
+    assert isinstance(e.value, KerasBertFtError)
+    # pandas: integers and strings in one object column; errors name the index label.
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"text": ["a", "b", "c"], "label": [1, "pos", 0]}, index=[10, 11, 12])
+    with pytest.raises(DataError, match=r"first '1' at index 10.*first 'pos' at index 11"):
+        read_dataframe(df)
+
+
+def test_labels_of_one_kind_are_fine(tmp_path):
+    ints = write(tmp_path / "i.csv", "text,label\na,-1\nb,1\nc,0\nd,10\n")
+    assert read_csv(ints).label_vocab.names == ("-1", "0", "1", "10")
+    texts = write(tmp_path / "t.csv", "text,label\na,neg\nb,pos\nc,1.5\n")
+    assert read_csv(texts).label_vocab.names == ("1.5", "neg", "pos")
+    # With the model's vocabulary (evaluation), labels are only checked against it.
+    vocab = LabelVocabulary(("0", "neg"))
+    assert read_csv(write(tmp_path / "e.csv", "text,label\na,0\nb,neg\n"),
+                    label_vocab=vocab).labels.tolist() == [0, 1]  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_fields_over_128_kib_are_read(tmp_path, suffix):
+    # Python's csv module refuses fields over 131072 characters unless told otherwise.
+    long_text = "word " * 60_000  # 300,000 characters
+    sep = "," if suffix == ".csv" else "\t"
+    path = write(tmp_path / f"d{suffix}", f"text{sep}label\n{long_text}{sep}a\nshort{sep}b\n")
+    ds = read_file(path)
+    assert ds.texts == [long_text.strip(), "short"] and ds.labels.tolist() == [0, 1]
 
 
 # --------------------------------------------------------------------------- splits

@@ -213,7 +213,7 @@ def test_two_worker_training_completes(tmp_path):
         cmd = [PYTHON, "-m", "keras_bert_ft.cli", "train", "--train", str(data),
                "--model", str(model_dir), "--strategy", "multi_worker", "--epochs", "2",
                "--batch-size", "8", "--learning-rate", "1e-3", "--validation-split", "0.25",
-               "--output-dir", str(tmp_path / f"out{i}")]  # fmt: skip
+               "--max-length", "32", "--output-dir", str(tmp_path / f"out{i}")]  # fmt: skip
         procs.append(subprocess.Popen(cmd, cwd=REPO_ROOT, env=subprocess_env(TF_CONFIG=tf_config),
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = []

@@ -4,24 +4,34 @@
 a Hugging Face directory, a Google TF checkpoint directory, a TF-Hub SavedModel
 (path or hub handle), a keras-hub BertBackbone (preset directory or object), a
 packaged model name (`all-minilm-l6-v2`) or a Hugging Face Hub name.
+`inspect_pretrained(source)` reads only what a source says about itself (its
+config and vocabulary), so that options can be checked before any weights load.
+Sources that cannot be used raise `ModelNotFoundError` or `CheckpointError`.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from keras_bert_ft.checkpoints import google, huggingface, keras_hub, names, tfhub
-from keras_bert_ft.checkpoints._common import tokenizer_for
+from keras_bert_ft.checkpoints._common import VocabSource, check_vocab, count_vocab, tokenizer_for
 from keras_bert_ft.checkpoints.google import save_google
 from keras_bert_ft.checkpoints.huggingface import save_hf
 from keras_bert_ft.checkpoints.keras_hub import save_keras_hub_preset, to_keras_hub
 from keras_bert_ft.checkpoints.tfhub import HubEncoderLayer, save_tfhub
 from keras_bert_ft.config import BertConfig
+from keras_bert_ft.errors import CheckpointError, ModelNotFoundError
 
 __all__ = [
+    "CheckpointError",
     "HubEncoderLayer",
+    "ModelNotFoundError",
+    "PretrainedInfo",
     "detect_format",
+    "inspect_pretrained",
     "load_pretrained",
+    "locate_pretrained",
     "save_google",
     "save_hf",
     "save_keras_hub_preset",
@@ -40,7 +50,7 @@ FORMATS = {
 def detect_format(path: str) -> str:
     """Which format the directory `path` holds: "hf", "google", "tfhub" or "keras_hub"."""
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"{path} is not a directory")
+        raise CheckpointError(f"{path} is a file, not a directory holding a BERT checkpoint")
     if keras_hub.is_keras_hub_preset(path):
         return "keras_hub"
     if huggingface.is_hf_dir(path):
@@ -49,12 +59,10 @@ def detect_format(path: str) -> str:
         return "google"
     if tfhub.is_saved_model_dir(path):
         return "tfhub"
-    looked_for = "\n".join(
-        f"  - {title}: {', '.join(files)}" for title, files in FORMATS.values()
-    )
+    looked_for = "; ".join(f"{title} ({', '.join(files)})" for title, files in FORMATS.values())
     found = ", ".join(sorted(os.listdir(path))) or "nothing"
-    raise ValueError(
-        f"{path} holds no BERT checkpoint in a known format. Looked for:\n{looked_for}\n"
+    raise CheckpointError(
+        f"{path} holds no BERT checkpoint in a known format. Looked for: {looked_for}. "
         f"Found: {found}"
     )
 
@@ -62,11 +70,100 @@ def detect_format(path: str) -> str:
 def _apply_options(config: BertConfig, num_layers: int | None, overrides: dict) -> BertConfig:
     if num_layers is not None:
         if not 1 <= num_layers <= config.num_layers:
-            raise ValueError(
+            raise CheckpointError(
                 f"num_layers={num_layers}, but the checkpoint has {config.num_layers} layers"
             )
         config = config.replace(num_layers=num_layers)
     return config.replace(**overrides) if overrides else config
+
+
+def _not_found(source: str, reason: str) -> ModelNotFoundError:
+    packaged = ", ".join(names.PACKAGED)
+    return ModelNotFoundError(
+        f"model {source!r} not found: it is not a local directory, not a packaged model "
+        f"(packaged: {packaged}), and {reason}"
+    )
+
+
+def locate_pretrained(source: str | os.PathLike) -> str:
+    """The local directory of `source`: a path, a packaged model, a TF-Hub handle (resolved
+    through the TF-Hub cache) or a Hugging Face Hub name (downloaded into the cache).
+
+    Raises ModelNotFoundError (a FileNotFoundError) naming all it tried.
+    """
+    source = os.fspath(source)
+    if os.path.exists(source):
+        return source
+    if tfhub.is_hub_handle(source):
+        try:
+            return tfhub.resolve_handle(source)
+        except OSError as e:
+            raise ModelNotFoundError(str(e)) from e
+    try:
+        packaged = names.packaged_path(source)
+    except ImportError as e:
+        raise ModelNotFoundError(str(e)) from e
+    if packaged is not None:
+        return packaged
+    if not names.looks_like_hub_name(source):
+        raise _not_found(source, "not a Hugging Face Hub name (no such file or directory)")
+    try:
+        return names.download_hf(source)
+    except OSError as e:
+        reason = f"it could not be downloaded from the Hugging Face Hub: {e}"
+        raise _not_found(source, reason) from e
+
+
+@dataclass
+class PretrainedInfo:
+    """What a pretrained source says about itself, read without loading its weights.
+
+    `config` is None for TF-Hub SavedModels that carry no config (their shape is
+    only known once loaded); `vocab_size` is the number of vocabulary entries, or
+    None when the source has no vocabulary.
+    """
+
+    path: str
+    format: str
+    config: BertConfig | None
+    vocab_size: int | None
+
+
+def _vocab_of(path: str, fmt: str) -> VocabSource | None:
+    if fmt == "hf":
+        return huggingface.hf_vocab(path)
+    candidates = {
+        "google": ("vocab.txt",),
+        "tfhub": ("assets", "vocab.txt"),
+        "keras_hub": ("assets", "tokenizer", "vocabulary.txt"),
+    }[fmt]
+    vocab = os.path.join(path, *candidates)
+    return vocab if os.path.isfile(vocab) else None
+
+
+def _config_of(path: str, fmt: str) -> BertConfig | None:
+    if fmt == "hf":
+        return huggingface.read_hf_config(path)
+    if fmt == "google":
+        return google.read_google_config(path)
+    if fmt == "tfhub":
+        return tfhub.read_hub_config(path, None)
+    return BertConfig.from_json_file(os.path.join(path, "config.json"), fmt="keras_hub")
+
+
+def inspect_pretrained(source: str | os.PathLike) -> PretrainedInfo:
+    """Find `source` (as `load_pretrained` does) and read its config and vocabulary, but
+    not its weights: cheap enough to check options (sequence length, layers) first.
+
+    Raises ModelNotFoundError or CheckpointError, as `load_pretrained` would.
+    """
+    path = locate_pretrained(source)
+    fmt = detect_format(path)
+    config = _config_of(path, fmt)
+    vocab = _vocab_of(path, fmt)
+    if config is not None:
+        check_vocab(vocab, config.vocab_size)
+    return PretrainedInfo(path, fmt, config, None if vocab is None else count_vocab(vocab))
 
 
 def load_pretrained(source, num_layers: int | None = None, **overrides):
@@ -91,22 +188,13 @@ def load_pretrained(source, num_layers: int | None = None, **overrides):
     if keras_hub.is_backbone(source):
         fmt, path = "keras_hub", source
     else:
-        source = os.fspath(source)
-        path = source
-        if not os.path.exists(source):
-            if tfhub.is_hub_handle(source):
-                path = tfhub.resolve_handle(source)
-            elif (packaged := names.packaged_path(source)) is not None:
-                path = packaged
-            elif names.looks_like_hub_name(source):
-                path = names.download_hf(source)
-            else:
-                raise FileNotFoundError(f"{source} does not exist")
+        path = locate_pretrained(source)
         fmt = detect_format(path)
 
     if fmt == "tfhub":
         if overrides:
-            raise ValueError(f"{sorted(overrides)} cannot be changed in a TF-Hub SavedModel")
+            raise CheckpointError(
+                f"{sorted(overrides)} cannot be changed in a TF-Hub SavedModel")
         model, vocab, config = tfhub.load_tfhub(path, num_layers)
         return model, tokenizer_for(vocab, config.do_lower_case), config
 

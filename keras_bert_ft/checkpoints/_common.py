@@ -7,8 +7,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+
+from keras_bert_ft.errors import CheckpointError
 
 # fetch(canonical_name) -> (name in the source, array in canonical layout or None,
 # whether the source stores it transposed).
@@ -18,45 +21,69 @@ Fetch = Callable[[str], tuple[str, "np.ndarray | None", bool]]
 def assign_weights(encoder, fetch: Fetch, where: str) -> None:
     """Copy every weight of `encoder` from a source, checking names and shapes.
 
-    Raises ValueError naming the source variable, the expected and the found
+    Raises CheckpointError (a ValueError) naming the source variable, the expected and the found
     shape (in the source's own layout) when one is missing or misshapen.
     """
     for name, var in encoder.weight_map().items():
         source_name, value, transposed = fetch(name)
         expected = tuple(var.shape)[::-1] if transposed else tuple(var.shape)
         if value is None:
-            raise ValueError(
+            raise CheckpointError(
                 f"{where}: variable {source_name!r} is missing "
                 f"(expected shape {expected}, found none)"
             )
         value = np.asarray(value)
         found = value.shape[::-1] if transposed else value.shape
         if tuple(value.shape) != tuple(var.shape):
-            raise ValueError(
+            raise CheckpointError(
                 f"{where}: variable {source_name!r} has the wrong shape: "
                 f"expected {expected}, found {tuple(found)}"
             )
         var.assign(value.astype("float32"))
 
 
-def count_vocab(vocab_file: str | os.PathLike) -> int:
-    """Number of entries (lines) in a `vocab.txt`."""
-    with open(vocab_file, encoding="utf-8") as f:
+@dataclass(frozen=True)
+class Vocabulary:
+    """A WordPiece vocabulary held in memory (read from a `tokenizer.json`), with the
+    text normalisation that goes with it."""
+
+    tokens: tuple[str, ...]
+    source: str
+    lowercase: bool = True
+    strip_accents: bool | None = None  # None: follow `lowercase`
+    unk_token: str = "[UNK]"
+    continuation_prefix: str = "##"
+    max_input_chars_per_word: int = 100
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+# A vocabulary: a `vocab.txt` path or an in-memory `Vocabulary`.
+VocabSource = str | os.PathLike | Vocabulary
+
+
+def count_vocab(vocab: VocabSource) -> int:
+    """Number of entries of a vocabulary (lines of a `vocab.txt`)."""
+    if isinstance(vocab, Vocabulary):
+        return len(vocab)
+    with open(vocab, encoding="utf-8") as f:
         return sum(1 for _ in f)
 
 
-def check_vocab(vocab_file: str | os.PathLike | None, vocab_size: int) -> None:
+def check_vocab(vocab: VocabSource | None, vocab_size: int) -> None:
     """Fail when the vocabulary and the embedding matrix disagree in size.
 
     Ids beyond the vocab would index rows that have no token, and a larger vocab
     would index past the table; neither is silently fixable.
     """
-    if vocab_file is None:
+    if vocab is None:
         return
-    n = count_vocab(vocab_file)
+    n = count_vocab(vocab)
     if n != vocab_size:
-        raise ValueError(
-            f"{vocab_file} has {n} tokens but the word embedding matrix has "
+        where = vocab.source if isinstance(vocab, Vocabulary) else os.fspath(vocab)
+        raise CheckpointError(
+            f"{where} has {n} tokens but the word embedding matrix has "
             f"{vocab_size} rows; the vocabulary does not belong to these weights"
         )
 
@@ -81,10 +108,20 @@ def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
-def tokenizer_for(vocab_file: str | None, lowercase: bool):
-    """The package's WordPiece tokenizer over `vocab_file`, or None without one."""
-    if vocab_file is None:
+def tokenizer_for(vocab: VocabSource | None, lowercase: bool):
+    """The package's WordPiece tokenizer over `vocab`, or None without one.
+
+    A `Vocabulary` brings its own normalisation; `lowercase` applies to a `vocab.txt`.
+    """
+    if vocab is None:
         return None
     from keras_bert_ft.tokenization import WordPieceTokenizer
 
-    return WordPieceTokenizer(os.fspath(vocab_file), lowercase=lowercase)
+    if isinstance(vocab, Vocabulary):
+        return WordPieceTokenizer(
+            vocab=list(vocab.tokens), lowercase=vocab.lowercase,
+            strip_accents=vocab.strip_accents, unk_token=vocab.unk_token,
+            continuation_prefix=vocab.continuation_prefix,
+            max_input_chars_per_word=vocab.max_input_chars_per_word,
+        )  # fmt: skip
+    return WordPieceTokenizer(os.fspath(vocab), lowercase=lowercase)

@@ -1,5 +1,6 @@
 """Hugging Face directories: `config.json`, `model.safetensors` or
-`pytorch_model.bin`, `vocab.txt`."""
+`pytorch_model.bin`, and `vocab.txt` or (as `transformers` 5 writes them) only a
+`tokenizer.json`."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ import re
 import numpy as np
 
 from keras_bert_ft.checkpoints._common import (
+    VocabSource,
+    Vocabulary,
     assign_weights,
     atomic_write,
     check_vocab,
     copy_file_atomic,
 )
 from keras_bert_ft.config import BertConfig
+from keras_bert_ft.errors import CheckpointError
 
-REQUIRED_FILES = ("config.json", "model.safetensors or pytorch_model.bin", "vocab.txt")
+REQUIRED_FILES = ("config.json", "model.safetensors or pytorch_model.bin",
+                  "vocab.txt or tokenizer.json")  # fmt: skip
 
 
 def is_hf_dir(path: str) -> bool:
@@ -91,18 +96,94 @@ def load_hf_weights(encoder, state: dict[str, np.ndarray], where: str) -> None:
 
 
 def read_hf_config(path: str) -> BertConfig:
+    """The encoder config of a HF directory; `do_lower_case` from its tokenizer files."""
     config = BertConfig.from_json_file(os.path.join(path, "config.json"), fmt="hf")
     tok_cfg = os.path.join(path, "tokenizer_config.json")
     if os.path.isfile(tok_cfg):
         with open(tok_cfg, encoding="utf-8") as f:
             config.do_lower_case = bool(json.load(f).get("do_lower_case", config.do_lower_case))
+    vocab = hf_vocab(path)
+    if isinstance(vocab, Vocabulary):  # tokenizer.json: its normalizer is what HF applies
+        config.do_lower_case = vocab.lowercase
     return config
 
 
-def load_hf(path: str, config: BertConfig, encoder) -> str | None:
-    """Fill `encoder` from the HF directory `path`; returns the vocab file if any."""
-    vocab = os.path.join(path, "vocab.txt")
-    vocab = vocab if os.path.isfile(vocab) else None
+def hf_vocab(path: str) -> VocabSource | None:
+    """The vocabulary of a HF directory: `vocab.txt`, else the one in `tokenizer.json`,
+    else None."""
+    vocab_txt = os.path.join(path, "vocab.txt")
+    if os.path.isfile(vocab_txt):
+        return vocab_txt
+    tokenizer_json = os.path.join(path, "tokenizer.json")
+    if os.path.isfile(tokenizer_json):
+        return read_tokenizer_json(tokenizer_json)
+    return None
+
+
+def read_tokenizer_json(path: str) -> Vocabulary:
+    """The WordPiece vocabulary and BERT normalisation of a `tokenizers` `tokenizer.json`.
+
+    Raises CheckpointError for other tokenizer models (BPE, Unigram, ...) and
+    normalizers this package's tokenizer cannot reproduce.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not a valid JSON file ({e})") from None
+    model = spec.get("model") or {}
+    kind = model.get("type")
+    if kind != "WordPiece":
+        raise CheckpointError(
+            f"{path}: a {kind or 'unknown'} tokenizer is not supported; only WordPiece "
+            "(BERT) tokenizers can be loaded. The model is probably not a BERT model."
+        )
+    by_id = {int(i): token for token, i in model.get("vocab", {}).items()}
+    tokens = [by_id.get(i) for i in range(len(by_id))]
+    if not tokens or None in tokens:
+        raise CheckpointError(f"{path}: the WordPiece vocabulary ids are not 0..{len(by_id) - 1}")
+    extra = sorted({t["content"] for t in spec.get("added_tokens") or []} - set(tokens))
+    if extra:
+        raise CheckpointError(
+            f"{path}: added tokens outside the WordPiece vocabulary are not supported: "
+            f"{', '.join(map(repr, extra[:5]))}"
+        )
+    lowercase, strip_accents = _bert_normalizer(spec.get("normalizer"), path)
+    pre_tokenizer = (spec.get("pre_tokenizer") or {}).get("type")
+    if pre_tokenizer != "BertPreTokenizer":
+        raise CheckpointError(
+            f"{path}: the pre-tokenizer {pre_tokenizer!r} is not supported; only "
+            "BertPreTokenizer (BERT's split on whitespace and punctuation) is"
+        )
+    vocab = Vocabulary(
+        tokens=tuple(tokens), source=path, lowercase=lowercase, strip_accents=strip_accents,
+        unk_token=model.get("unk_token", "[UNK]"),
+        continuation_prefix=model.get("continuing_subword_prefix", "##"),
+        max_input_chars_per_word=int(model.get("max_input_chars_per_word", 100)),
+    )  # fmt: skip
+    missing = [t for t in (vocab.unk_token, "[CLS]", "[SEP]") if t not in set(tokens)]
+    if missing:
+        raise CheckpointError(f"{path}: the vocabulary lacks the BERT tokens {missing}")
+    return vocab
+
+
+def _bert_normalizer(normalizer: dict | None, path: str) -> tuple[bool, bool | None]:
+    # (lowercase, strip_accents) of a BertNormalizer. The package's tokenizer always
+    # cleans text and splits CJK characters, as BERT does, so those must be on.
+    normalizer = normalizer or {}
+    if normalizer.get("type") != "BertNormalizer" or not (
+        normalizer.get("clean_text", True) and normalizer.get("handle_chinese_chars", True)
+    ):
+        raise CheckpointError(
+            f"{path}: the normalizer {json.dumps(normalizer)} is not supported; only "
+            "BertNormalizer with clean_text and handle_chinese_chars (BERT's) is"
+        )
+    return bool(normalizer.get("lowercase", True)), normalizer.get("strip_accents")
+
+
+def load_hf(path: str, config: BertConfig, encoder) -> VocabSource | None:
+    """Fill `encoder` from the HF directory `path`; returns its vocabulary, if any."""
+    vocab = hf_vocab(path)
     state = read_state_dict(path)
     load_hf_weights(encoder, state, where=path)
     check_vocab(vocab, encoder.config.vocab_size)

@@ -21,7 +21,9 @@ PACKAGED = {
 _ALIASES = {
     "sentence-transformers/all-minilm-l6-v2": "all-minilm-l6-v2",
 }
-HF_FILES_REQUIRED = ("config.json", "vocab.txt")
+HF_FILES_REQUIRED = ("config.json",)
+# One of these holds the vocabulary (transformers 5 writes only tokenizer.json).
+HF_VOCAB_FILES = ("vocab.txt", "tokenizer.json")
 HF_FILES_OPTIONAL = ("tokenizer_config.json",)
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -62,8 +64,8 @@ def _offline_error(name: str, reason: str) -> OSError:
         f"cannot download {name!r}: {reason}. To load it offline, download the model "
         "elsewhere and pass its local directory instead, e.g. "
         "load_pretrained('/path/to/dir') with config.json, model.safetensors (or "
-        "pytorch_model.bin) and vocab.txt in it; a Google checkpoint directory, a "
-        "TF-Hub SavedModel or a keras-hub preset directory work too."
+        "pytorch_model.bin) and vocab.txt (or tokenizer.json) in it; a Google checkpoint "
+        "directory, a TF-Hub SavedModel or a keras-hub preset directory work too."
     )
 
 
@@ -101,7 +103,8 @@ def download_hf(name: str, revision: str = "main") -> str:
     target = os.path.join(cache_dir(), "hf", name.replace("/", "--"), revision)
     have_weights = any(os.path.isfile(os.path.join(target, f)) for f in HF_WEIGHT_FILES)
     have_all = all(os.path.isfile(os.path.join(target, f)) for f in HF_FILES_REQUIRED)
-    if have_weights and have_all:
+    have_vocab = any(os.path.isfile(os.path.join(target, f)) for f in HF_VOCAB_FILES)
+    if have_weights and have_all and have_vocab:
         return target
     _check_reachable(name)
     base = f"{_endpoint()}/{name}/resolve/{revision}/"
@@ -110,6 +113,10 @@ def download_hf(name: str, revision: str = "main") -> str:
             dest = os.path.join(target, f)
             if not os.path.isfile(dest) and not _download(base + f, dest):
                 raise FileNotFoundError(f"{name!r} on the Hub has no {f}")
+        if not have_vocab and not any(
+            _download(base + f, os.path.join(target, f)) for f in HF_VOCAB_FILES
+        ):
+            raise FileNotFoundError(f"{name!r} on the Hub has none of {HF_VOCAB_FILES}")
         for f in HF_FILES_OPTIONAL:
             if not os.path.isfile(os.path.join(target, f)):
                 _download(base + f, os.path.join(target, f))

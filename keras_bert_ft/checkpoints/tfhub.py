@@ -17,6 +17,7 @@ import keras
 
 from keras_bert_ft.checkpoints._common import check_vocab
 from keras_bert_ft.config import BertConfig
+from keras_bert_ft.errors import CheckpointError
 from keras_bert_ft.layers.encoder import INPUT_NAMES
 
 REQUIRED_FILES = ("saved_model.pb", "variables/", "assets/vocab.txt")
@@ -129,7 +130,7 @@ def load_tfhub(path: str, num_layers: int | None = None):
     import tensorflow as tf
 
     if num_layers is not None:
-        raise ValueError(
+        raise CheckpointError(
             "num_layers cannot be applied to a TF-Hub SavedModel (its graph is fixed); "
             "load a Hugging Face or Google checkpoint of the model instead"
         )

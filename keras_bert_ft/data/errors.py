@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
+from keras_bert_ft.errors import KerasBertFtError
 
-class DataError(ValueError):
+
+class DataError(KerasBertFtError, ValueError):
     """Bad input data, with where it is and what to do about it.
 
     The message reads like ``train.csv, line 12, column 3: <what>. Fix: <hint>``.

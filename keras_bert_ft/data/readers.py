@@ -26,6 +26,9 @@ from keras_bert_ft.data.labels import LabelVocabulary, label_to_str
 Column = str | int
 
 _QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}
+# Python's csv rejects fields over 128 KiB by default; the whole file is in memory
+# already, so the limit protects nothing and only refuses long documents.
+_CSV_FIELD_LIMIT = 2**31 - 1
 
 
 @dataclass
@@ -135,6 +138,8 @@ def iter_delimited(
     if quoting not in _QUOTING:
         raise ValueError(f"quoting must be one of {sorted(_QUOTING)}, got {quoting!r}")
     text = read_text(path)
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
     reader = csv.reader(
         io.StringIO(text, newline=""), delimiter=delimiter, quoting=_QUOTING[quoting]
     )
@@ -412,6 +417,41 @@ def _clean_texts(
     return out
 
 
+def _is_integer_label(name: str) -> bool:
+    try:
+        int(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_one_kind_of_label(
+    names: list[str], lines: list, column_name, path: str, unit: str
+) -> None:
+    """Integer labels and text labels in one column are almost always a mistake (two
+    files or two conventions mixed); as classes they would silently double the count."""
+    integers = [i for i, name in enumerate(names) if _is_integer_label(name)]
+    if not integers or len(integers) == len(names):
+        return
+    integer_set = set(integers)
+    texts = [i for i in range(len(names)) if i not in integer_set]
+
+    def examples(rows: list[int]) -> str:
+        seen = dict.fromkeys(names[i] for i in rows)
+        shown = ", ".join(repr(n) for n in list(seen)[:3])
+        return shown + (", ..." if len(seen) > 3 else "")
+
+    first_int, first_text = integers[0], texts[0]
+    raise DataError(
+        f"the label column {column_name!r} mixes integer labels ({examples(integers)}; "
+        f"first {names[first_int]!r} at {unit} {lines[first_int]}) with text labels "
+        f"({examples(texts)}; first {names[first_text]!r} at {unit} {lines[first_text]})",
+        path=path,
+        hint="use one kind of label for every row: map the numbers to names or the names "
+        "to numbers",
+    )
+
+
 def from_columns(
     values: dict[str, list],
     lines: list,
@@ -428,7 +468,8 @@ def from_columns(
     per row; `lines` gives each row's line number (or index label) for
     error messages; `roles` gives the column names to mention in them.
     Without `label_vocab` the vocabulary is built from the labels, and a
-    single class is an error; with it, unknown labels are errors.
+    single class or a mix of integer and text labels is an error; with it,
+    unknown labels are errors.
     """
     columns = columns or {}
     if not lines:
@@ -455,6 +496,7 @@ def from_columns(
                     hint="give every row a label, or remove the row",
                 )
         if label_vocab is None:
+            _check_one_kind_of_label(raw, lines, roles["label"], path, unit)
             counts = Counter(raw)
             if len(counts) < 2:
                 (only,) = counts
