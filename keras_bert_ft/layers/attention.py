@@ -26,7 +26,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     The weights are four `Dense` layers (query, key, value, output) so that
     checkpoints map onto them one to one; the computation fuses them (see
-    `project_2d`).
+    `attend_2d`).
     """
 
     def __init__(
@@ -75,7 +75,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         # (batch, seq, 3, heads, head) -> (3, batch, heads, seq, head): one copy for all three.
         qkv = tf.transpose(
             tf.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size)), (2, 0, 3, 1, 4))
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        # unstack, not qkv[i]: the gradient of indexing is three full-size StridedSliceGrads.
+        q, k, v = tf.unstack(qkv, 3)
         scores = tf.matmul(q, k, transpose_b=True)
         if dtype == "float16":
             # float16 would overflow on long or large-valued rows (and cannot hold -1e9).
