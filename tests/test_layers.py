@@ -200,3 +200,57 @@ def test_config_readers_translate_gelu():
         BertConfig(hidden_size=10, num_heads=3)
     with pytest.raises(ValueError, match="model_type"):
         BertConfig.from_hf_dict({**hf, "model_type": "roberta"})
+
+
+def reference_attention(layer: MultiHeadSelfAttention, x, mask):
+    """Textbook attention with the layer's four Dense weights, in NumPy (float64)."""
+    def dense(d, v):
+        return v @ np.asarray(d.kernel, np.float64) + np.asarray(d.bias, np.float64)
+
+    b, s, h = x.shape
+    n, d = layer.num_heads, layer.head_size
+
+    def heads(v):
+        return v.reshape(b, s, n, d).transpose(0, 2, 1, 3)
+
+    x = x.astype(np.float64)
+    q, k, v = (heads(dense(p, x)) for p in (layer.query, layer.key, layer.value))
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d)
+    scores = np.where(mask[:, None, None, :] > 0, scores, -np.inf)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    context = (probs @ v).transpose(0, 2, 1, 3).reshape(b, s, h)
+    return dense(layer.output_dense, context)
+
+
+def test_fused_attention_matches_reference():
+    layer = MultiHeadSelfAttention(32, 4, dropout=0.0)
+    rng = np.random.default_rng(1)
+    for v in layer.weights:  # non-zero biases, so a misplaced bias would show
+        v.assign(rng.normal(0, 0.2, v.shape).astype("float32"))
+    x = rng.normal(size=(3, 11, 32)).astype("float32")
+    mask = batch()["input_mask"]
+    got = np.asarray(layer(x, mask))
+    np.testing.assert_allclose(got, reference_attention(layer, x, mask), atol=1e-5)
+    # Eager and graph agree (the graph gets oneDNN's fused kernels).
+    graph = tf.function(lambda x, m: layer(x, m))(tf.constant(x), tf.constant(mask))
+    np.testing.assert_allclose(np.asarray(graph), got, atol=1e-5)
+
+
+def graph_op_types(fn, *args) -> list[str]:
+    return [op.type for op in fn.get_concrete_function(*args).graph.get_operations()]
+
+
+def test_block_is_2d_matmuls_with_bias_add():
+    """Each block runs 4 2-D MatMul + BiasAdd (fused q/k/v, attention output, FFN in and
+    out), the pattern TF's oneDNN rewrite fuses; no Einsum/tensordot, no float32 softmax."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    block = TransformerBlock(32, 4, 64)
+    spec = (tf.TensorSpec([None, None, 32], tf.bfloat16), tf.TensorSpec([None, None], tf.int32))
+    ops = graph_op_types(tf.function(lambda x, m: block(x, m)), *spec)
+    assert ops.count("MatMul") == 4 and ops.count("BiasAdd") == 4
+    assert ops.count("BatchMatMulV2") == 2  # scores and context
+    assert "Einsum" not in ops and ops.count("Transpose") == 2  # q/k/v together, context
+    fn = tf.function(lambda x, m: block(x, m)).get_concrete_function(*spec)
+    softmax = [op for op in fn.graph.get_operations() if op.type == "Softmax"]
+    assert len(softmax) == 1 and softmax[0].outputs[0].dtype == tf.bfloat16

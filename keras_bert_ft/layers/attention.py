@@ -3,7 +3,17 @@
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
+
+
+def attention_bias(mask):
+    """An additive float32 bias from a (batch, seq) mask: 0 at real keys, -1e9 at padded ones.
+
+    Shape (batch, 1, 1, seq): it broadcasts over heads and query positions.
+    """
+    keep = tf.cast(mask, tf.float32)[:, None, None, :]
+    return (1.0 - keep) * -1e9
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_ft")
@@ -13,6 +23,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     `call(x, mask)` takes `x` of shape (batch, seq, hidden) and `mask` of shape
     (batch, seq), nonzero at real tokens; padded keys get no attention weight.
     Returns the output projection, shape (batch, seq, hidden).
+
+    The weights are four `Dense` layers (query, key, value, output) so that
+    checkpoints map onto them one to one; the computation fuses them (see
+    `attend_2d`).
     """
 
     def __init__(
@@ -46,27 +60,42 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.output_dense = dense("output")
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
-    def _split_heads(self, x):
-        # (batch, seq, hidden) -> (batch, heads, seq, head_size)
-        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
-        x = ops.reshape(x, (batch, seq, self.num_heads, self.head_size))
-        return ops.transpose(x, (0, 2, 1, 3))
+    def attend_2d(self, x, batch, seq, bias, training=None):
+        """Self-attention over rows `x` (batch * seq, hidden); returns the same shape.
+
+        `bias` comes from `attention_bias`. All projections are 2-D MatMul +
+        BiasAdd, which TensorFlow's oneDNN graph rewrite fuses into one kernel.
+        """
+        dtype = self.compute_dtype
+        scale = 1.0 / math.sqrt(self.head_size)
+        # One fused projection: q (pre-scaled), k and v side by side, (hidden, 3 * hidden).
+        kernel = tf.concat([self.query.kernel * scale, self.key.kernel, self.value.kernel], 1)
+        bias_qkv = tf.concat([self.query.bias * scale, self.key.bias, self.value.bias], 0)
+        qkv = tf.nn.bias_add(tf.matmul(x, tf.cast(kernel, dtype)), tf.cast(bias_qkv, dtype))
+        # (batch, seq, 3, heads, head) -> (3, batch, heads, seq, head): one copy for all three.
+        qkv = tf.transpose(
+            tf.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size)), (2, 0, 3, 1, 4))
+        # unstack, not qkv[i]: the gradient of indexing is three full-size StridedSliceGrads.
+        q, k, v = tf.unstack(qkv, 3)
+        scores = tf.matmul(q, k, transpose_b=True)
+        if dtype == "float16":
+            # float16 would overflow on long or large-valued rows (and cannot hold -1e9).
+            probs = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32) + bias), dtype)
+        else:
+            # float32, or bfloat16 (float32's range): no round trip through float32.
+            probs = tf.nn.softmax(scores + tf.cast(bias, dtype))
+        probs = self.dropout_layer(probs, training=training)
+        context = tf.matmul(probs, v)  # (batch, heads, seq, head)
+        context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size))
+        out = self.output_dense
+        return tf.nn.bias_add(tf.matmul(context, tf.cast(out.kernel, dtype)),
+                              tf.cast(out.bias, dtype))
 
     def call(self, x, mask, training=None):
-        q = self._split_heads(self.query(x))
-        k = self._split_heads(self.key(x))
-        v = self._split_heads(self.value(x))
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
-        # Softmax in float32: float16 would overflow on long or large-valued rows.
-        scores = ops.cast(scores, "float32") / math.sqrt(self.head_size)
-        keep = ops.cast(mask, "bool")[:, None, None, :]
-        scores = ops.where(keep, scores, -1e9)
-        probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
-        probs = self.dropout_layer(probs, training=training)
-        context = ops.matmul(probs, v)
         batch, seq = ops.shape(x)[0], ops.shape(x)[1]
-        context = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (batch, seq, self.hidden_size))
-        return self.output_dense(context)
+        rows = tf.reshape(x, (-1, self.hidden_size))
+        out = self.attend_2d(rows, batch, seq, attention_bias(mask), training=training)
+        return tf.reshape(out, (batch, seq, self.hidden_size))
 
     def compute_output_shape(self, x_shape, mask_shape=None):
         return x_shape

@@ -1,9 +1,27 @@
 """The post-LayerNorm transformer block of BERT."""
 
 import keras
+import tensorflow as tf
 
 from keras_bert_ft.layers.activations import get_activation
-from keras_bert_ft.layers.attention import MultiHeadSelfAttention
+from keras_bert_ft.layers.attention import MultiHeadSelfAttention, attention_bias
+
+
+def layer_norm_2d(x, layer: keras.layers.LayerNormalization):
+    """`layer`'s LayerNorm (its gamma, beta, epsilon) over rows `x` of shape (n, width).
+
+    Seven plain ops instead of Keras' generic ten: TF has no fused LayerNorm
+    kernel that works without oneDNN, and a float32 round trip is kept only for
+    float16, where the variance could overflow.
+    """
+    dtype = x.dtype
+    if dtype == tf.float16:
+        x = tf.cast(x, tf.float32)
+    mean = tf.reduce_mean(x, -1, keepdims=True)
+    centered = x - mean
+    variance = tf.reduce_mean(tf.square(centered), -1, keepdims=True)
+    scale = tf.math.rsqrt(variance + layer.epsilon) * tf.cast(layer.gamma, x.dtype)
+    return tf.cast(centered * scale + tf.cast(layer.beta, x.dtype), dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_ft")
@@ -58,12 +76,23 @@ class TransformerBlock(keras.layers.Layer):
         self.output_dense.build((None, None, intermediate_size))
         self.output_layer_norm.build((None, None, hidden_size))
 
+    def _dense_2d(self, x, layer):
+        dtype = self.compute_dtype
+        return tf.nn.bias_add(tf.matmul(x, tf.cast(layer.kernel, dtype)),
+                              tf.cast(layer.bias, dtype))
+
     def call(self, x, mask, training=None):
-        attended = self.attention(x, mask, training=training)
-        x = self.attention_layer_norm(x + self.dropout_layer(attended, training=training))
-        h = self.activation(self.intermediate(x))
-        h = self.dropout_layer(self.output_dense(h), training=training)
-        return self.output_layer_norm(x + h)
+        batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+        # Rows (batch * seq, hidden): every dense layer is then a 2-D MatMul + BiasAdd.
+        rows = tf.reshape(x, (-1, self.hidden_size))
+        bias = attention_bias(mask)
+        attended = self.attention.attend_2d(rows, batch, seq, bias, training=training)
+        rows = layer_norm_2d(rows + self.dropout_layer(attended, training=training),
+                             self.attention_layer_norm)
+        h = self.activation(self._dense_2d(rows, self.intermediate))
+        h = self.dropout_layer(self._dense_2d(h, self.output_dense), training=training)
+        rows = layer_norm_2d(rows + h, self.output_layer_norm)
+        return tf.reshape(rows, (batch, seq, self.hidden_size))
 
     def compute_output_shape(self, x_shape, mask_shape=None):
         return x_shape
