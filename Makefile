@@ -10,7 +10,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export KBF_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 SANITIZE_FLAGS := -std=c++17 -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: venv build run test test-all bench lint sanitize sanitize-op sanitize-op-tf fuzz clean
+.PHONY: venv build run test test-all test-readme bench lint sanitize sanitize-op sanitize-op-tf fuzz clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ run: $(EXT_STAMP)
 
 test: $(EXT_STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
+
+# Every command and code block of README.md, run as printed on the local data.
+test-readme: $(EXT_STAMP)
+	$(PY) -m pytest -q -m slow tests/test_readme.py
 
 test-all: $(EXT_STAMP)
 	$(PY) -m pytest -q tests
