@@ -457,7 +457,8 @@ def _configure_evaluate(p: argparse.ArgumentParser) -> None:
     add_data_options(p, training=False)
     p.add_argument("--batch-size", type=integer(1), default=64,
                    help="examples per step (default %(default)s)")
-    p.add_argument("--output-dir", help="write metrics.json, report.txt, confusion_matrix.png here")
+    p.add_argument("--output-dir", help="write metrics.json, report.txt, confusion_matrix.png "
+                   "here (default: only print the report)")
 
 
 def load_trained_model(path: str):
@@ -570,6 +571,9 @@ RUN_DEFAULTS = {
 def _configure_run(p: argparse.ArgumentParser) -> None:
     _configure_train(p)
     p.set_defaults(**RUN_DEFAULTS)
+    for action in p._actions:  # train's --dataset has no default to show; run's has one
+        if action.dest == "dataset":
+            action.help += " (default %(default)s)"
 
 
 @subcommand("run", "fine-tune all-MiniLM-L6-v2 on SMS Spam (1 epoch) and print the report",

@@ -302,3 +302,24 @@ def test_train_and_tune_defaults_come_from_finetune_settings():
         assert cli.settings_from_args(args).learning_rate == s.learning_rate
     help_text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert f"(default {s.epochs})" in help_text and f"(default {s.batch_size})" in help_text
+
+
+# Options whose absence is a choice between alternatives, so they have no default to show.
+NO_DEFAULT = {"--dataset", "--train", "--data"}
+
+
+def test_every_option_has_help_and_shows_its_default():
+    import argparse
+
+    subparsers = cli.build_parser()._subparsers._group_actions[0].choices
+    missing = []
+    for command, parser in subparsers.items():
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction) or not action.option_strings:
+                continue
+            text = action.help or ""
+            takes_value = action.nargs != 0
+            known_gap = action.default is None and set(action.option_strings) & NO_DEFAULT
+            if not text or (takes_value and "default" not in text.lower() and not known_gap):
+                missing.append(f"{command} {action.option_strings[0]}")
+    assert not missing, missing
