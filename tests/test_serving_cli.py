@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -227,17 +226,6 @@ def test_bad_export_input_gives_one_error_line(exported, tmp_path, capsys):
     for name, argv in cases.items():
         assert main(["export", *argv]) == 2, name
         error_line(capsys)
-
-
-def test_every_export_and_predict_option_says_its_default():
-    from keras_bert_ft.cli import build_parser
-
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for command in ("export", "predict"):
-        for action in commands.choices[command]._actions:
-            if action.option_strings and action.dest != "help":
-                assert action.help and "default" in action.help, (command, action.dest)
 
 
 def test_exported_classifier_takes_a_bare_string_as_one_text(exported, pair_run):

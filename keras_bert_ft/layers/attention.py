@@ -60,6 +60,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.output_dense = dense("output")
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
+    def build(self, x_shape=None, mask_shape=None):
+        # The weights are made in __init__, so checkpoints load before any call;
+        # `attend_2d` is called directly by the block, never through `__call__`.
+        self.built = True
+
     def attend_2d(self, x, batch, seq, bias, training=None):
         """Self-attention over rows `x` (batch * seq, hidden); returns the same shape.
 

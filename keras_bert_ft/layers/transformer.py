@@ -71,6 +71,7 @@ class TransformerBlock(keras.layers.Layer):
         )
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy)
         # Build eagerly so that weights exist (and can be loaded) before the first call.
+        self.attention.build((None, None, hidden_size))
         self.attention_layer_norm.build((None, None, hidden_size))
         self.intermediate.build((None, None, hidden_size))
         self.output_dense.build((None, None, intermediate_size))
