@@ -73,7 +73,8 @@ class AdamW(keras.optimizers.AdamW):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if not self._uses_fused_update():
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        # The scalars every variable's update shares, once per step (float32 variables).
+        # The scalars every variable's update shares, once per step (cast for variables
+        # that are not float32).
         lr = tf.cast(learning_rate, tf.float32)
         step = tf.cast(self.iterations + 1, tf.float32)
         self._step_scalars = {
@@ -93,7 +94,7 @@ class AdamW(keras.optimizers.AdamW):
 
     def update_step(self, gradient, variable, learning_rate):
         factor = self._lr_factors.get(self._var_key(variable))
-        if self._step_scalars is not None and variable.dtype == tf.float32:
+        if self._step_scalars is not None:
             return self._fused_update(gradient, variable, factor)
         if factor is not None:
             learning_rate = learning_rate * factor
@@ -104,9 +105,10 @@ class AdamW(keras.optimizers.AdamW):
         return super().update_step(gradient, variable, learning_rate)
 
     def _fused_update(self, gradient, variable, factor: float | None) -> None:
-        scalars = self._step_scalars
         index = self._get_variable_index(variable)
         var = _tf_variable(variable)
+        scalars = {k: v if v is None or v.dtype == var.dtype else tf.cast(v, var.dtype)
+                   for k, v in self._step_scalars.items()}
         lr, decay = scalars["lr"], scalars["decay"]
         if factor is not None:
             lr = lr * factor
@@ -123,7 +125,7 @@ class AdamW(keras.optimizers.AdamW):
             v=_tf_variable(self._velocities[index]).handle,
             beta1_power=scalars["beta_1_power"], beta2_power=scalars["beta_2_power"],
             lr=lr, beta1=scalars["beta_1"], beta2=scalars["beta_2"],
-            epsilon=scalars["epsilon"], grad=tf.cast(gradient, tf.float32))
+            epsilon=scalars["epsilon"], grad=tf.cast(gradient, var.dtype))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "no_decay_names": list(self.no_decay_names),
