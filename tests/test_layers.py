@@ -254,3 +254,23 @@ def test_block_is_2d_matmuls_with_bias_add():
     fn = tf.function(lambda x, m: block(x, m)).get_concrete_function(*spec)
     softmax = [op for op in fn.graph.get_operations() if op.type == "Softmax"]
     assert len(softmax) == 1 and softmax[0].outputs[0].dtype == tf.bfloat16
+
+
+def test_mixed_precision_casts_looked_up_embedding_rows_not_whole_tables():
+    """Under mixed_bfloat16 the output is bfloat16, equal to the float32 layer's output at
+    bfloat16 precision, and the graph never casts a whole table (vocabulary or positions)."""
+    from keras_bert_ft.layers import BertEmbeddings
+
+    ids = tf.constant([[5, 17, 3, 999]])
+    types = tf.constant([[0, 0, 1, 1]])
+    plain = BertEmbeddings(1000, 16, max_position_embeddings=32, dropout=0.0)
+    mixed = BertEmbeddings(1000, 16, max_position_embeddings=32, dropout=0.0,
+                           dtype="mixed_bfloat16")
+    mixed.set_weights(plain.get_weights())
+    fn = tf.function(lambda: mixed(ids, types))
+    out = fn()
+    assert out.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(out, tf.float32), plain(ids, types), atol=3e-2)
+    casts = [op.outputs[0].shape.as_list()
+             for op in fn.get_concrete_function().graph.get_operations() if op.type == "Cast"]
+    assert casts and [1000, 16] not in casts and [32, 16] not in casts and [2, 16] not in casts

@@ -6,6 +6,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_bert_ft.layers.precast import projection_weights
+
 
 def attention_bias(mask):
     """An additive float32 bias from a (batch, seq) mask: 0 at real keys, -1e9 at padded ones.
@@ -14,6 +16,11 @@ def attention_bias(mask):
     """
     keep = tf.cast(mask, tf.float32)[:, None, None, :]
     return (1.0 - keep) * -1e9
+
+
+def dense_weights(layer: keras.layers.Dense, dtype):
+    """A `Dense` layer's kernel and bias cast to `dtype`."""
+    return tf.cast(layer.kernel, dtype), tf.cast(layer.bias, dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_ft")
@@ -72,11 +79,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         BiasAdd, which TensorFlow's oneDNN graph rewrite fuses into one kernel.
         """
         dtype = self.compute_dtype
-        scale = 1.0 / math.sqrt(self.head_size)
-        # One fused projection: q (pre-scaled), k and v side by side, (hidden, 3 * hidden).
-        kernel = tf.concat([self.query.kernel * scale, self.key.kernel, self.value.kernel], 1)
-        bias_qkv = tf.concat([self.query.bias * scale, self.key.bias, self.value.bias], 0)
-        qkv = tf.nn.bias_add(tf.matmul(x, tf.cast(kernel, dtype)), tf.cast(bias_qkv, dtype))
+        kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
+        qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias_qkv)
         # (batch, seq, 3, heads, head) -> (3, batch, heads, seq, head): one copy for all three.
         qkv = tf.transpose(
             tf.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size)), (2, 0, 3, 1, 4))
@@ -92,9 +96,24 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         probs = self.dropout_layer(probs, training=training)
         context = tf.matmul(probs, v)  # (batch, heads, seq, head)
         context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size))
-        out = self.output_dense
-        return tf.nn.bias_add(tf.matmul(context, tf.cast(out.kernel, dtype)),
-                              tf.cast(out.bias, dtype))
+        kernel, bias_out = projection_weights(self.output_dense, dtype,
+                                              lambda: dense_weights(self.output_dense, dtype))
+        return tf.nn.bias_add(tf.matmul(context, kernel), bias_out)
+
+    def qkv_weights(self, dtype):
+        """One fused projection: q (pre-scaled), k and v side by side, (hidden, 3 * hidden)."""
+        scale = 1.0 / math.sqrt(self.head_size)
+        kernel = tf.concat([self.query.kernel * scale, self.key.kernel, self.value.kernel], 1)
+        bias = tf.concat([self.query.bias * scale, self.key.bias, self.value.bias], 0)
+        return tf.cast(kernel, dtype), tf.cast(bias, dtype)
+
+    def projections(self, dtype):
+        """(owner, weights in `dtype`, variables they come from) for `precast`."""
+        dense = (self.query, self.key, self.value)
+        return [(self, lambda: self.qkv_weights(dtype),
+                 [d.kernel for d in dense] + [d.bias for d in dense]),
+                (self.output_dense, lambda: dense_weights(self.output_dense, dtype),
+                 [self.output_dense.kernel, self.output_dense.bias])]
 
     def call(self, x, mask, training=None):
         batch, seq = ops.shape(x)[0], ops.shape(x)[1]

@@ -37,13 +37,16 @@ class BertEmbeddings(keras.layers.Layer):
         width = embedding_size or hidden_size
         init = keras.initializers.TruncatedNormal(stddev=initializer_range)
         self.word_embeddings = self.add_weight(
-            shape=(vocab_size, width), initializer=init, name="word_embeddings"
+            shape=(vocab_size, width), initializer=init, name="word_embeddings",
+            autocast=False,
         )
         self.position_embeddings = self.add_weight(
-            shape=(max_position_embeddings, width), initializer=init, name="position_embeddings"
+            shape=(max_position_embeddings, width), initializer=init, name="position_embeddings",
+            autocast=False,
         )
         self.token_type_embeddings = self.add_weight(
-            shape=(type_vocab_size, width), initializer=init, name="token_type_embeddings"
+            shape=(type_vocab_size, width), initializer=init, name="token_type_embeddings",
+            autocast=False,
         )
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
@@ -62,7 +65,9 @@ class BertEmbeddings(keras.layers.Layer):
         x = ops.take(self.word_embeddings, word_ids, axis=0)
         x = x + ops.take(self.token_type_embeddings, type_ids, axis=0)
         x = x + ops.expand_dims(self.position_embeddings[:seq_len], 0)
-        x = self.layer_norm(x)
+        # The tables are not autocast (as in Keras' Embedding): under mixed precision
+        # only the looked-up rows are cast, not the whole vocabulary on every call.
+        x = self.layer_norm(ops.cast(x, self.compute_dtype))
         x = self.dropout_layer(x, training=training)
         if self.projection is not None:
             x = self.projection(x)

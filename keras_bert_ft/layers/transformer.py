@@ -1,10 +1,13 @@
 """The post-LayerNorm transformer block of BERT."""
 
+import functools
+
 import keras
 import tensorflow as tf
 
 from keras_bert_ft.layers.activations import get_activation
-from keras_bert_ft.layers.attention import MultiHeadSelfAttention, attention_bias
+from keras_bert_ft.layers.attention import MultiHeadSelfAttention, attention_bias, dense_weights
+from keras_bert_ft.layers.precast import projection_weights
 
 
 def layer_norm_2d(x, layer: keras.layers.LayerNormalization):
@@ -79,8 +82,15 @@ class TransformerBlock(keras.layers.Layer):
 
     def _dense_2d(self, x, layer):
         dtype = self.compute_dtype
-        return tf.nn.bias_add(tf.matmul(x, tf.cast(layer.kernel, dtype)),
-                              tf.cast(layer.bias, dtype))
+        kernel, bias = projection_weights(layer, dtype, lambda: dense_weights(layer, dtype))
+        return tf.nn.bias_add(tf.matmul(x, kernel), bias)
+
+    def projections(self, dtype):
+        """(owner, weights in `dtype`, variables they come from) of every projection,
+        for `precast.projection_copies`."""
+        return [*self.attention.projections(dtype),
+                *[(layer, functools.partial(dense_weights, layer, dtype),
+                   [layer.kernel, layer.bias]) for layer in (self.intermediate, self.output_dense)]]
 
     def call(self, x, mask, training=None):
         batch, seq = tf.shape(x)[0], tf.shape(x)[1]
