@@ -9,6 +9,12 @@ from keras import ops
 from keras_bert_ft.layers.precast import projection_weights
 
 
+def is_quantized(*layers) -> bool:
+    """Whether any of these Dense layers was quantized (`model.quantize`): its kernel
+    is then int8 with a scale, and only the layer's own call computes with it."""
+    return any(getattr(layer, "quantization_mode", None) is not None for layer in layers)
+
+
 def attention_bias(mask):
     """An additive float32 bias from a (batch, seq) mask: 0 at real keys, -1e9 at padded ones.
 
@@ -79,8 +85,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         BiasAdd, which TensorFlow's oneDNN graph rewrite fuses into one kernel.
         """
         dtype = self.compute_dtype
-        kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
-        qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias_qkv)
+        if is_quantized(self.query, self.key, self.value):
+            scale = 1.0 / math.sqrt(self.head_size)
+            qkv = tf.concat([self.query(x) * scale, self.key(x), self.value(x)], 1)
+        else:
+            kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
+            qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias_qkv)
         # (batch, seq, 3, heads, head) -> (3, batch, heads, seq, head): one copy for all three.
         qkv = tf.transpose(
             tf.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size)), (2, 0, 3, 1, 4))
@@ -96,6 +106,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         probs = self.dropout_layer(probs, training=training)
         context = tf.matmul(probs, v)  # (batch, heads, seq, head)
         context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size))
+        if is_quantized(self.output_dense):
+            return self.output_dense(context)
         kernel, bias_out = projection_weights(self.output_dense, dtype,
                                               lambda: dense_weights(self.output_dense, dtype))
         return tf.nn.bias_add(tf.matmul(context, kernel), bias_out)

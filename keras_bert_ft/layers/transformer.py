@@ -6,7 +6,12 @@ import keras
 import tensorflow as tf
 
 from keras_bert_ft.layers.activations import get_activation
-from keras_bert_ft.layers.attention import MultiHeadSelfAttention, attention_bias, dense_weights
+from keras_bert_ft.layers.attention import (
+    MultiHeadSelfAttention,
+    attention_bias,
+    dense_weights,
+    is_quantized,
+)
 from keras_bert_ft.layers.precast import projection_weights
 
 
@@ -81,6 +86,8 @@ class TransformerBlock(keras.layers.Layer):
         self.output_layer_norm.build((None, None, hidden_size))
 
     def _dense_2d(self, x, layer):
+        if is_quantized(layer):
+            return layer(x)
         dtype = self.compute_dtype
         kernel, bias = projection_weights(layer, dtype, lambda: dense_weights(layer, dtype))
         return tf.nn.bias_add(tf.matmul(x, kernel), bias)
