@@ -20,7 +20,7 @@ import numpy as np
 # importing them registers the classes so such a model reloads in a new process.
 import keras_bert_ft.training.optimizers  # noqa: F401
 from keras_bert_ft.layers.encoder import INPUT_NAMES
-from keras_bert_ft.serving_predict import text_batch
+from keras_bert_ft.tokenization import text_batch
 
 POOLINGS = ("pooled", "cls", "mean")
 

@@ -16,18 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from keras_bert_ft.serving_ops import saved_model_ops
+from keras_bert_ft.tokenization import text_batch
 
 TEXT_SIGNATURE = "serving_default"
 # Python's csv module refuses fields over 131,072 characters by default; texts
 # may be longer. The limit is a C long, so stay within 32 bits on every platform.
 CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
-
-
-def text_batch(texts: Sequence[str] | str | bytes) -> list:
-    """`texts` as a list; a bare str (or bytes) is one text, not a sequence of characters."""
-    if isinstance(texts, str | bytes):
-        return [texts]
-    return list(texts)
 
 
 def resolve_export(path: str | os.PathLike) -> Path:

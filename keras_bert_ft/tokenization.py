@@ -47,6 +47,13 @@ def text_line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
+def text_batch(texts: Sequence[str] | str | bytes) -> list:
+    """`texts` as a list; a bare str (or bytes) is one text, not a sequence of characters."""
+    if isinstance(texts, str | bytes):
+        return [texts]
+    return list(texts)
+
+
 class WordPieceTokenizer:
     """BERT tokenizer: basic tokenization plus greedy longest-match WordPiece.
 
