@@ -59,6 +59,22 @@ def tiny_tokenizer():
     return WordPieceTokenizer(str(vocab_path()))
 
 
+def tiny_trained_classifier(**head):
+    """A tiny classifier after two AdamW steps, so its optimizer holds slots."""
+    import numpy as np
+
+    from keras_bert_ft.data import make_dataset
+    from keras_bert_ft.models import BertClassifier
+    from keras_bert_ft.training import compile_classifier
+
+    model = BertClassifier(tiny_encoder(), 2, **head)
+    compile_classifier(model, total_steps=8, learning_rate=1e-3)
+    texts, labels = texts_and_labels(8)
+    ds = make_dataset(texts, np.array(labels), tiny_tokenizer(), batch_size=8)
+    model.fit(ds.take(2), epochs=1, verbose=0, shuffle=False)
+    return model
+
+
 def save_tiny_hf(path: Path, seed: int = 0) -> Path:
     """A tiny random encoder as a Hugging Face directory that `--model` can load."""
     from keras_bert_ft.checkpoints import save_hf

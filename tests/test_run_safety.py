@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 from _run_safety_script import run_data, run_settings
-from _tiny import PYTHON, save_tiny_hf, subprocess_env, tiny_encoder
+from _tiny import PYTHON, save_tiny_hf, subprocess_env, tiny_encoder, tiny_trained_classifier
 from _tiny import write_csv as write_tiny_csv
 
 from keras_bert_ft.atomic import write_manifest
@@ -258,21 +258,8 @@ def test_kill_while_writing_a_checkpoint_leaves_a_usable_one(models, tmp_path, c
     assert read_state(ckpts / "epoch-0002")["iterations"] == 8
 
 
-def _trained_model(**head):
-    from _tiny import texts_and_labels, tiny_tokenizer
-
-    from keras_bert_ft.data import make_dataset
-
-    model = BertClassifier(tiny_encoder(), 2, **head)
-    compile_classifier(model, total_steps=8, learning_rate=1e-3)
-    texts, labels = texts_and_labels(8)
-    ds = make_dataset(texts, np.array(labels), tiny_tokenizer(), batch_size=8)
-    model.fit(ds.take(2), epochs=1, verbose=0, shuffle=False)
-    return model
-
-
 def test_checkpoint_holds_the_optimizer_state_once(tmp_path):
-    model = _trained_model()
+    model = tiny_trained_classifier()
     path = save_checkpoint(model, tmp_path, epoch=1)
     assert sorted(p.name for p in path.iterdir()) == [
         "manifest.json", "model.weights.h5", "state.json"]  # fmt: skip
@@ -298,7 +285,7 @@ MISFITS = {
 
 
 def test_saving_an_epoch_removes_later_checkpoints_of_a_superseded_course(tmp_path):
-    model = _trained_model()
+    model = tiny_trained_classifier()
     for epoch in (1, 2, 3):
         save_checkpoint(model, tmp_path, epoch=epoch)
     _truncate(tmp_path / "epoch-0003" / "model.weights.h5")  # skipped on resume, say
@@ -313,7 +300,7 @@ def test_saving_an_epoch_removes_later_checkpoints_of_a_superseded_course(tmp_pa
 
 @pytest.mark.parametrize("misfit", sorted(MISFITS))
 def test_a_checkpoint_that_does_not_fit_the_model_is_a_clear_error(tmp_path, misfit):
-    path = save_checkpoint(_trained_model(), tmp_path, epoch=1)
+    path = save_checkpoint(tiny_trained_classifier(), tmp_path, epoch=1)
     num_classes, head, expected = MISFITS[misfit]
     different = BertClassifier(tiny_encoder(), num_classes, **head)
     compile_classifier(different, total_steps=8, learning_rate=1e-3)

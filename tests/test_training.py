@@ -12,7 +12,15 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from _tiny import PYTHON, REPO_ROOT, save_tiny_hf, subprocess_env, texts_and_labels, tiny_encoder
+from _tiny import (
+    PYTHON,
+    REPO_ROOT,
+    save_tiny_hf,
+    subprocess_env,
+    texts_and_labels,
+    tiny_encoder,
+    tiny_trained_classifier,
+)
 from _tiny import write_csv as write_tiny_csv
 
 from keras_bert_ft.models import BertClassifier
@@ -123,21 +131,8 @@ def test_fused_update_equals_the_keras_reference_update(layer_decay):
         np.testing.assert_allclose(new, ref, rtol=1e-6, atol=1e-6)
 
 
-def _small_model():
-    from _tiny import tiny_tokenizer
-
-    from keras_bert_ft.data import make_dataset
-
-    model = BertClassifier(tiny_encoder(), 2)
-    compile_classifier(model, total_steps=8, learning_rate=1e-3)
-    texts, labels = texts_and_labels(8)
-    ds = make_dataset(texts, np.array(labels), tiny_tokenizer(), batch_size=8)
-    model.fit(ds.take(2), epochs=1, verbose=0, shuffle=False)
-    return model
-
-
 def test_checkpoint_round_trip_restores_optimizer_state(tmp_path):
-    model = _small_model()
+    model = tiny_trained_classifier()
     path = save_checkpoint(model, tmp_path, epoch=1, logs={"loss": 0.5})
     assert latest_checkpoint(tmp_path) == path
     assert json.loads((path / "state.json").read_text())["iterations"] == 2
@@ -154,7 +149,7 @@ def test_checkpoint_round_trip_restores_optimizer_state(tmp_path):
 
 
 def test_interrupted_save_never_becomes_the_latest(tmp_path, monkeypatch):
-    model = _small_model()
+    model = tiny_trained_classifier()
     first = save_checkpoint(model, tmp_path, epoch=1)
 
     def crash(*args, **kwargs):
