@@ -10,7 +10,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export KBF_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 SANITIZE_FLAGS := -std=c++17 -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: venv build run test test-all test-readme bench lint sanitize sanitize-op sanitize-op-tf fuzz clean
+.PHONY: venv build run test test-all test-readme bench lint tables sanitize sanitize-op sanitize-op-tf fuzz clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ bench: $(EXT_STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check keras_bert_ft tests bench tools
+
+# The Unicode tables of the C++ core and of the in-graph tokenizer, from one
+# generator (probing HF tokenizers); files change only when their content does.
+tables: $(STAMP)
+	$(PY) tools/gen_unicode_tables.py
 
 # The C++ core's unit test under AddressSanitizer and UBSan.
 sanitize:

@@ -39,7 +39,7 @@ SPACE = 0x20
 
 @lru_cache(maxsize=1)
 def unicode_tables() -> dict[str, np.ndarray]:
-    """The C++ core's Unicode tables as numpy arrays (see tools/gen_serving_tables.py)."""
+    """The C++ core's Unicode tables as numpy arrays (see tools/gen_unicode_tables.py)."""
     from keras_bert_ft._unicode_data import BLOB
 
     with np.load(io.BytesIO(base64.b64decode(BLOB))) as archive:
