@@ -581,10 +581,8 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
 def run_command(args) -> int:
     from keras_bert_ft.data.registry import dataset_dir
 
-    if not os.environ.get("KBF_DATA_DIR"):
-        shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-        if shared.is_dir():
-            os.environ["KBF_DATA_DIR"] = str(shared)
+    # The data folder comes from KBF_DATA_DIR (the Makefile sets it); installed code
+    # does not guess at a repository layout.
     if args.train:  # --train FILE replaces the embedded data set
         args.dataset = None
     try:
