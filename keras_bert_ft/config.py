@@ -37,22 +37,28 @@ _KERAS_HUB_UNSUPPORTED = {
     "AlbertBackbone": "albert",
 }
 
-# Families recognised but not supported, with the part that is missing.
+# Families recognised but not supported: what each needs that this package lacks.
 _UNSUPPORTED_FAMILIES = {
-    "roberta": ("RoBERTa", "its byte-level BPE tokenizer (vocab.json + merges.txt) and "
-                "position ids that start after the padding id"),
-    "xlm-roberta": ("XLM-RoBERTa", "its SentencePiece tokenizer and position ids that start "
-                    "after the padding id"),
-    "camembert": ("CamemBERT", "its SentencePiece tokenizer and RoBERTa-style position ids"),
-    "deberta": ("DeBERTa", "its byte-level BPE tokenizer and disentangled (relative) attention"),
-    "deberta-v2": ("DeBERTa-v2/v3", "its SentencePiece tokenizer and disentangled (relative) "
-                   "attention"),
-    "albert": ("ALBERT", "its SentencePiece tokenizer (spiece.model); the architecture itself "
-               "(shared layers, factorised embeddings) is supported"),
-    "mpnet": ("MPNet", "its relative position bias and BPE-style special tokens"),
-    "xlnet": ("XLNet", "its SentencePiece tokenizer and two-stream relative attention"),
-    "longformer": ("Longformer", "its BPE tokenizer and sliding-window attention"),
+    "roberta": "RoBERTa needs a byte-level BPE tokenizer (vocab.json + merges.txt) and "
+               "position ids that start after the padding id; neither is supported",
+    "xlm-roberta": "XLM-RoBERTa needs a SentencePiece tokenizer (sentencepiece.bpe.model) and "
+                   "position ids that start after the padding id; neither is supported",
+    "camembert": "CamemBERT needs a SentencePiece tokenizer and RoBERTa-style position ids; "
+                 "neither is supported",
+    "deberta": "DeBERTa needs a byte-level BPE tokenizer and disentangled (relative-position) "
+               "attention; neither is supported",
+    "deberta-v2": "DeBERTa-v2/v3 needs a SentencePiece tokenizer (spm.model) and disentangled "
+                  "(relative-position) attention; neither is supported",
+    "albert": "ALBERT needs a SentencePiece tokenizer (spiece.model), which is not supported "
+              "(its shared layers and factorised embeddings are)",
+    "mpnet": "MPNet needs relative position buckets and its own special tokens; neither is "
+             "supported",
+    "xlnet": "XLNet needs a SentencePiece tokenizer and two-stream relative attention; neither "
+             "is supported",
+    "longformer": "Longformer needs a byte-level BPE tokenizer and sliding-window attention; "
+                  "neither is supported",
 }
+
 
 # What each format means by its activation names.
 _HF_ACTIVATIONS = {
@@ -73,21 +79,16 @@ _GOOGLE_ACTIVATIONS = {
 }
 
 
-def unsupported_family(model_type: str, what: str) -> CheckpointError:
+def unsupported_family(model_type: str, source: str | None = None) -> CheckpointError:
     """The error for a model family this package cannot load, saying which part is missing.
 
-    `what` names the thing that declared the family (e.g. "the Hugging Face config").
+    `source` names what declared the family (e.g. "keras-hub RobertaBackbone").
     """
-    supported = "BERT, DistilBERT and ELECTRA (WordPiece vocabularies)"
-    if model_type in _UNSUPPORTED_FAMILIES:
-        title, missing = _UNSUPPORTED_FAMILIES[model_type]
-        return CheckpointError(
-            f"{what} is a {title} model (model_type {model_type!r}), which is not supported: "
-            f"this package lacks {missing}. Supported families: {supported}"
-        )
+    where = f"{source}: " if source else ""
+    why = _UNSUPPORTED_FAMILIES.get(model_type)
     return CheckpointError(
-        f"{what} has model_type {model_type!r}, which is not supported. "
-        f"Supported families: {supported}"
+        f"{where}model_type {model_type!r} is not supported: only BERT models and the "
+        "WordPiece families DistilBERT and ELECTRA load" + (f". {why}" if why else "")
     )
 
 
@@ -191,7 +192,7 @@ class BertConfig:
         """From a Hugging Face `config.json` of a BERT, DistilBERT or ELECTRA model."""
         model_type = d.get("model_type", "bert")
         if model_type not in MODEL_TYPES:
-            raise unsupported_family(model_type, "the Hugging Face config")
+            raise unsupported_family(model_type)
         if model_type == "distilbert":
             return cls._from_distilbert_keys(d)
         position = d.get("position_embedding_type", "absolute")
@@ -332,7 +333,7 @@ class BertConfig:
         if model_type is None:
             family = _KERAS_HUB_UNSUPPORTED.get(class_name)
             if family is not None:
-                raise unsupported_family(family, f"the keras-hub {class_name}")
+                raise unsupported_family(family, f"keras-hub {class_name}")
             raise CheckpointError(
                 f"keras-hub {class_name} is not supported; supported backbones: "
                 f"{', '.join(KERAS_HUB_FAMILIES)}"
