@@ -273,7 +273,7 @@ def test_hf_electra_to_keras_hub_warns(hf_models):
     with pytest.warns(UserWarning) as caught:
         backbone = to_keras_hub(encoder)
     text = " ".join(str(w.message) for w in caught)
-    assert "gelu_tanh" in text and "untrained" in text
+    assert "tanh GELU" in text and "untrained" in text
     assert type(backbone).__name__ == "ElectraBackbone"
 
 

@@ -60,6 +60,7 @@ _TOKENIZERS = {"bert": "BertTokenizer", "distilbert": "DistilBertTokenizer",
                "electra": "ElectraTokenizer"}  # fmt: skip
 # The GELU each keras-hub backbone applies.
 _ACTIVATIONS = {"bert": "gelu_tanh", "distilbert": "gelu_exact", "electra": "gelu_tanh"}
+_GELU_WORDS = {"gelu_tanh": "tanh GELU", "gelu_exact": "exact GELU"}
 
 
 def keras_hub_name(canonical: str, model_type: str = "bert") -> str:
@@ -168,7 +169,8 @@ def to_keras_hub(encoder):
     backbone_act = _ACTIVATIONS[config.model_type]
     if config.hidden_act != backbone_act:
         warnings.warn(
-            f"keras-hub {cls_name} uses {backbone_act}; this encoder uses {config.hidden_act}, "
+            f"keras-hub {cls_name} uses the {_GELU_WORDS[backbone_act]}; this encoder uses "
+            f"{config.hidden_act}, "
             "so the backbone's outputs will differ slightly",
             stacklevel=2,
         )
