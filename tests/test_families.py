@@ -382,3 +382,24 @@ def test_hub_download_refuses_family_before_looking_for_vocab(tmp_path, monkeypa
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ---- serving export -------------------------------------------------------------------------
+def test_export_serves_distilbert(hf_models, data_dir, tmp_path):
+    """A classifier over DistilBERT (no token types, no pooler) exports for TF Serving;
+    the text signature gives the model's own probabilities."""
+    import tensorflow as tf
+
+    from keras_bert_ft.export import TEXT_SIGNATURE, export_for_serving
+
+    encoder, tokenizer, _ = keras_bert_ft.load_pretrained(hf_models["distilbert"][1])
+    model = BertClassifier(encoder, 3, head="family", tokenizer=tokenizer, max_length=MAX_LEN,
+                           pairs=True)  # fmt: skip
+    with open(data_dir / "mrpc" / "dev.tsv", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:9]
+    texts, pairs = [r[3] for r in rows], [r[4] for r in rows]
+    path = export_for_serving(model, tokenizer, tmp_path / "distilbert")
+    served = tf.saved_model.load(str(path)).signatures[TEXT_SIGNATURE](
+        text=tf.constant(texts), text_pair=tf.constant(pairs))
+    np.testing.assert_allclose(served["probabilities"].numpy(),
+                               model.predict_texts(texts, pairs), atol=1e-5)  # fmt: skip

@@ -233,7 +233,8 @@ def save_hf(encoder, path: str, vocab_file: str | None = None) -> None:
     state = {}
     for name, var in encoder.weight_map().items():
         value = np.asarray(var.numpy(), dtype=np.float32)
-        state[hf_name(name, config.model_type)] = np.ascontiguousarray(value.T if _is_transposed(name) else value)
+        value = value.T if _is_transposed(name) else value
+        state[hf_name(name, config.model_type)] = np.ascontiguousarray(value)
     atomic_write(
         os.path.join(path, "model.safetensors"),
         lambda tmp: save_file(state, tmp, metadata={"format": "pt"}),
