@@ -360,6 +360,12 @@ def test_unsupported_keras_hub_preset_is_named(tmp_path):
     with pytest.raises(CheckpointError, match=r"keras-hub RobertaBackbone: model_type 'roberta' "
                                               r"is not supported.*byte-level BPE"):
         keras_bert_ft.load_pretrained(tmp_path)
+    import keras_hub
+
+    backbone = keras_hub.models.RobertaBackbone(vocabulary_size=50, num_layers=1, num_heads=2,
+                                                hidden_dim=8, intermediate_dim=16)  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"keras-hub RobertaBackbone: model_type 'roberta'"):
+        keras_bert_ft.load_pretrained(backbone)
 
 
 def test_hub_download_refuses_family_before_looking_for_vocab(tmp_path, monkeypatch):

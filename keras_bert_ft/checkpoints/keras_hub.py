@@ -90,15 +90,22 @@ def is_keras_hub_preset(path: str) -> bool:
     return isinstance(d, dict) and str(d.get("class_name", "")).endswith("Backbone")
 
 
+def _backbone_class(obj) -> str | None:
+    # The keras-hub class a backbone object is (or derives from), e.g. "ElectraBackbone".
+    for cls in type(obj).__mro__:
+        if cls.__module__.startswith("keras_hub") and cls.__name__.endswith("Backbone"):
+            return cls.__name__
+    return None
+
+
 def is_backbone(obj) -> bool:
     """Whether `obj` is a keras-hub backbone object (of any family)."""
-    cls = type(obj)
-    return cls.__module__.startswith("keras_hub") and cls.__name__.endswith("Backbone")
+    return _backbone_class(obj) not in (None, "Backbone")
 
 
 def config_from_backbone(backbone) -> BertConfig:
     """The config of a keras-hub backbone; CheckpointError for unsupported families."""
-    return BertConfig.from_keras_hub_dict(backbone.get_config(), type(backbone).__name__)
+    return BertConfig.from_keras_hub_dict(backbone.get_config(), _backbone_class(backbone))
 
 
 def load_backbone_weights(encoder, backbone) -> None:
