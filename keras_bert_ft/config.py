@@ -201,8 +201,9 @@ class BertConfig:
                 f"position_embedding_type {position!r} is not supported (only 'absolute')"
             )
         config = cls._from_bert_keys(d, _HF_ACTIVATIONS, "Hugging Face")
-        if model_type == "electra":  # HF's ElectraModel has no pooler
-            config = config.replace(model_type="electra", pooler=False)
+        if model_type == "electra":  # HF's ElectraModel has no pooler; tables 128 wide
+            config = config.replace(model_type="electra", pooler=False,
+                                    embedding_size=d.get("embedding_size", 128))
         return config
 
     @classmethod
