@@ -24,6 +24,39 @@ from keras_bert_ft.tokenization import text_batch
 
 POOLINGS = ("pooled", "cls", "mean")
 
+# Each family's own classification head, as in its Hugging Face *ForSequenceClassification:
+# BERT: pooler (dense+tanh) -> classifier; DistilBERT: [CLS] -> pre_classifier (dense+ReLU)
+# -> classifier; ELECTRA: [CLS] -> dense + exact GELU -> out_proj. `None` units: hidden size.
+FAMILY_HEADS = {
+    "bert": {"pooling": "pooled", "hidden_units": (), "hidden_activation": "gelu"},
+    "distilbert": {"pooling": "cls", "hidden_units": (None,), "hidden_activation": "relu"},
+    "electra": {"pooling": "cls", "hidden_units": (None,), "hidden_activation": "gelu"},
+}
+
+
+def family_head(head: str, encoder: keras.Model) -> dict:
+    """`pooling`, `hidden_units`, `hidden_activation` of a family's own head.
+
+    `head` is a family name ("bert", "distilbert", "electra") or "family" for the
+    encoder's own (`encoder.config.model_type`).
+    """
+    config = getattr(encoder, "config", None)
+    if head == "family":
+        if config is None:
+            raise ValueError(f"head='family' needs an encoder with a config; "
+                             f"{type(encoder).__name__} has none")
+        head = config.model_type
+    if head not in FAMILY_HEADS:
+        raise ValueError(f"head must be 'family' or one of {tuple(FAMILY_HEADS)}, got {head!r}")
+    spec = dict(FAMILY_HEADS[head])
+    if None in spec["hidden_units"]:
+        if config is None:
+            raise ValueError(f"head={head!r} needs the encoder's hidden size; "
+                             f"{type(encoder).__name__} has no config")
+        spec["hidden_units"] = tuple(config.hidden_size if u is None else u
+                                     for u in spec["hidden_units"])
+    return spec
+
 
 @keras.saving.register_keras_serializable(package="keras_bert_ft")
 class MaskedMeanPooling(keras.layers.Layer):
@@ -61,8 +94,14 @@ class BertClassifier(keras.Model):
       pooling: "pooled" (the encoder's dense+tanh pooler over `[CLS]`), "cls"
         (the raw `[CLS]` vector) or "mean" (mean over real tokens; the natural
         choice for sentence-transformer weights such as all-MiniLM-L6-v2).
+        Encoders without a pooler (DistilBERT, ELECTRA) need "cls" or "mean".
       hidden_units: sizes of an optional MLP between the pooled vector and the output.
       hidden_activation: activation of that MLP.
+      head: a family's own head shape instead of `pooling`, `hidden_units` and
+        `hidden_activation`: "family" (the encoder's `config.model_type`), or
+        "bert" (pooler), "distilbert" ([CLS], dense of hidden size + ReLU) or
+        "electra" ([CLS], dense of hidden size + exact GELU). The resolved
+        values are what the config saves.
       dropout: dropout rate before each dense layer of the head.
       binary_sigmoid: with `num_classes=2`, one sigmoid unit instead of a 2-way softmax.
       multi_label: independent sigmoid per class (targets are 0/1 vectors).
@@ -97,9 +136,14 @@ class BertClassifier(keras.Model):
         max_length: int = 128,
         truncation: str = "longest_first",
         pairs: bool | None = None,
+        head: str | None = None,
         name: str = "bert_classifier",
         **kwargs,
     ):
+        if head is not None:
+            spec = family_head(head, encoder)
+            pooling, hidden_units = spec["pooling"], spec["hidden_units"]
+            hidden_activation = spec["hidden_activation"]
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if num_classes < 0 or num_classes == 1:
@@ -116,6 +160,12 @@ class BertClassifier(keras.Model):
         inputs = {n: keras.Input(shape=(None,), dtype="int32", name=n) for n in INPUT_NAMES}
         outputs = encoder(inputs)
         if pooling == "pooled":
+            if "pooled_output" not in outputs:
+                family = getattr(getattr(encoder, "config", None), "model_type", "this")
+                raise ValueError(
+                    f"pooling='pooled' needs the encoder's pooler, but the {family} encoder "
+                    "has none; use pooling='cls' or 'mean' (or head='family')"
+                )
             x = outputs["pooled_output"]
         elif pooling == "cls":
             x = FirstToken(name="cls_token")(outputs["sequence_output"])
@@ -157,17 +207,19 @@ class BertClassifier(keras.Model):
 
     # ------------------------------------------------------------------ freezing
     def encoder_layer_groups(self) -> list[list[keras.layers.Layer]]:
-        """The encoder's layers from bottom to top: [embeddings], [block 0], ..., [pooler].
+        """The encoder's layers from bottom to top: [embeddings], [block 0], ..., [pooler]
+        (the last group empty for encoders without a pooler).
 
         Raises for encoders that do not expose their blocks (e.g. a TF-Hub layer).
         """
         enc = self.encoder
-        if not all(hasattr(enc, a) for a in ("embeddings", "blocks", "pooler")):
+        if not all(hasattr(enc, a) for a in ("embeddings", "blocks")):
             raise ValueError(
                 f"{type(enc).__name__} does not expose its transformer layers; only "
                 "train_encoder_layers=None (everything) or 0 (frozen) work with it"
             )
-        return [[enc.embeddings], *([b] for b in enc.blocks), [enc.pooler]]
+        pooler = [enc.pooler] if hasattr(enc, "pooler") else []
+        return [[enc.embeddings], *([b] for b in enc.blocks), pooler]
 
     def set_encoder_trainable(self, train_encoder_layers: int | None) -> None:
         """Choose what trains: None everything, 0 only the head, N the top N layers + head.
@@ -196,7 +248,8 @@ class BertClassifier(keras.Model):
             groups[0][0].trainable = False
             for i, (block,) in enumerate(blocks):
                 block.trainable = i >= first_trained
-            groups[-1][0].trainable = True
+            for layer in groups[-1]:
+                layer.trainable = True
         if self.pooling != "pooled" and hasattr(enc, "pooler"):
             # The pooler gets no gradient when the head does not read it.
             enc.pooler.trainable = False

@@ -2,8 +2,12 @@
 
 `load_pretrained(source)` detects the format from what `source` is or holds:
 a Hugging Face directory, a Google TF checkpoint directory, a TF-Hub SavedModel
-(path or hub handle), a keras-hub BertBackbone (preset directory or object), a
+(path or hub handle), a keras-hub backbone (preset directory or object), a
 packaged model name (`all-minilm-l6-v2`) or a Hugging Face Hub name.
+Besides BERT, the WordPiece families DistilBERT and ELECTRA load from Hugging
+Face directories and keras-hub presets (`BertConfig.model_type`); other
+families (RoBERTa, XLM-R, DeBERTa, ALBERT, ...) are recognised and refused
+with a `CheckpointError` naming the part that is not supported.
 `inspect_pretrained(source)` reads only what a source says about itself (its
 config and vocabulary), so that options can be checked before any weights load.
 Sources that cannot be used raise `ModelNotFoundError` or `CheckpointError`.
@@ -43,7 +47,7 @@ FORMATS = {
     "hf": ("Hugging Face directory", huggingface.REQUIRED_FILES),
     "google": ("Google TF checkpoint directory", google.REQUIRED_FILES),
     "tfhub": ("TF-Hub SavedModel directory", tfhub.REQUIRED_FILES),
-    "keras_hub": ("keras-hub BertBackbone preset directory", keras_hub.REQUIRED_FILES),
+    "keras_hub": ("keras-hub backbone preset directory", keras_hub.REQUIRED_FILES),
 }
 
 
@@ -171,14 +175,18 @@ def load_pretrained(source, num_layers: int | None = None, **overrides):
 
     Args:
       source: a directory (Hugging Face, Google checkpoint, TF-Hub SavedModel or
-        keras-hub preset), a TF-Hub handle, a keras-hub `BertBackbone`, a
+        keras-hub preset), a TF-Hub handle, a keras-hub `BertBackbone`,
+        `DistilBertBackbone` or `ElectraBackbone`, a
         packaged name such as "all-minilm-l6-v2", or a Hugging Face Hub name
         such as "bert-base-uncased" (downloaded and cached; offline it fails
         at once and says how to pass a local directory).
       num_layers: keep only the first `num_layers` transformer layers.
       **overrides: `BertConfig` fields to change, e.g. `hidden_dropout=0.2`.
 
-    The encoder is a `BertEncoder`, except for TF-Hub SavedModels, which come
+    DistilBERT and ELECTRA models (Hugging Face and keras-hub) come as a
+    `BertEncoder` of their family (`config.model_type`); those without a
+    pooler have no `pooled_output`. The encoder is a `BertEncoder`, except for
+    TF-Hub SavedModels, which come
     as a Keras model around a trainable `HubEncoderLayer` with the same inputs
     and outputs. The tokenizer is a `WordPieceTokenizer` over the checkpoint's
     vocabulary (None when the source has no vocabulary).

@@ -16,6 +16,7 @@ from keras_bert_ft.checkpoints._common import (
     copy_file_atomic,
 )
 from keras_bert_ft.config import BertConfig
+from keras_bert_ft.errors import CheckpointError
 
 REQUIRED_FILES = ("bert_config.json", "bert_model.ckpt.index + bert_model.ckpt.data-*", "vocab.txt")
 PREFIX = "bert/"
@@ -65,9 +66,18 @@ def load_google(path: str, encoder) -> str | None:
 
 
 def save_google(encoder, path: str, vocab_file: str | None = None) -> None:
-    """Write `encoder` as `bert_config.json` + `bert_model.ckpt` (+ `vocab.txt`)."""
+    """Write `encoder` as `bert_config.json` + `bert_model.ckpt` (+ `vocab.txt`).
+
+    Only BERT encoders: the format has no names for other families.
+    """
     import tensorflow as tf
 
+    model_type = encoder.config.model_type
+    if model_type != "bert":
+        raise CheckpointError(
+            f"Google BERT checkpoints hold BERT models only, not {model_type!r}; save this "
+            "encoder with save_hf or save_keras_hub_preset"
+        )
     os.makedirs(path, exist_ok=True)
     if vocab_file is not None:
         check_vocab(vocab_file, encoder.config.vocab_size)

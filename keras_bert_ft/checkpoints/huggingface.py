@@ -1,6 +1,6 @@
 """Hugging Face directories: `config.json`, `model.safetensors` or
 `pytorch_model.bin`, and `vocab.txt` or (as `transformers` 5 writes them) only a
-`tokenizer.json`."""
+`tokenizer.json`. BERT, DistilBERT and ELECTRA models (`model_type`)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,31 @@ def is_hf_dir(path: str) -> bool:
     )
 
 
-def hf_name(canonical: str) -> str:
+# DistilBERT's module names for the parts of a canonical (BERT) layer.
+_DISTILBERT_PARTS = {
+    "attention/self/query": "attention.q_lin",
+    "attention/self/key": "attention.k_lin",
+    "attention/self/value": "attention.v_lin",
+    "attention/output/dense": "attention.out_lin",
+    "attention/output/LayerNorm": "sa_layer_norm",
+    "intermediate/dense": "ffn.lin1",
+    "output/dense": "ffn.lin2",
+    "output/LayerNorm": "output_layer_norm",
+}
+# The prefix of the base model inside task models (BertForSequenceClassification, ...).
+_MODEL_PREFIXES = {"bert": ("bert.", "model."), "distilbert": ("distilbert.",),
+                   "electra": ("electra.",)}  # fmt: skip
+
+
+def hf_name(canonical: str, model_type: str = "bert") -> str:
     """The Hugging Face parameter name of a canonical weight name (no model prefix)."""
+    if model_type == "electra" and canonical.startswith("encoder/embedding_hidden_mapping_in/"):
+        return "embeddings_project." + hf_name(canonical).rsplit(".", 1)[1]
+    if model_type == "distilbert":
+        m = re.fullmatch(r"encoder/layer_(\d+)/(.+)/(\w+)", canonical)
+        if m:
+            suffix = hf_name(canonical).rsplit(".", 1)[1]
+            return f"transformer.layer.{m.group(1)}.{_DISTILBERT_PARTS[m.group(2)]}.{suffix}"
     *parts, last = canonical.split("/")
     suffix = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias"}.get(last)
     if suffix is None:  # an embedding table: the name itself is the module
@@ -73,14 +96,17 @@ def _is_transposed(canonical: str) -> bool:
 
 
 def load_hf_weights(encoder, state: dict[str, np.ndarray], where: str) -> None:
-    """Assign a HF BERT state dict (with or without a `bert.` prefix) to `encoder`."""
+    """Assign a HF state dict of the encoder's family (with or without the task models'
+    `bert.` / `distilbert.` / `electra.` prefix) to `encoder`."""
+    model_type = encoder.config.model_type
     prefix = next(
-        (p for p in ("", "bert.", "model.") if p + "embeddings.word_embeddings.weight" in state),
+        (p for p in ("", *_MODEL_PREFIXES[model_type])
+         if p + "embeddings.word_embeddings.weight" in state),
         "",
-    )
+    )  # fmt: skip
 
     def fetch(canonical):
-        name = prefix + hf_name(canonical)
+        name = prefix + hf_name(canonical, model_type)
         value = state.get(name)
         if value is None:  # old checkpoints call LayerNorm parameters gamma / beta
             legacy = name.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
@@ -190,8 +216,13 @@ def load_hf(path: str, config: BertConfig, encoder) -> VocabSource | None:
     return vocab
 
 
+_TOKENIZER_CLASSES = {"bert": "BertTokenizer", "distilbert": "DistilBertTokenizer",
+                      "electra": "ElectraTokenizer"}  # fmt: skip
+
+
 def save_hf(encoder, path: str, vocab_file: str | None = None) -> None:
-    """Write `encoder` as a HF directory that `transformers.BertModel` can load."""
+    """Write `encoder` as a HF directory that `transformers` loads as the family's model
+    (`BertModel`, `DistilBertModel` or `ElectraModel`)."""
     from safetensors.numpy import save_file
 
     os.makedirs(path, exist_ok=True)
@@ -202,7 +233,8 @@ def save_hf(encoder, path: str, vocab_file: str | None = None) -> None:
     state = {}
     for name, var in encoder.weight_map().items():
         value = np.asarray(var.numpy(), dtype=np.float32)
-        state[hf_name(name)] = np.ascontiguousarray(value.T if _is_transposed(name) else value)
+        value = value.T if _is_transposed(name) else value
+        state[hf_name(name, config.model_type)] = np.ascontiguousarray(value)
     atomic_write(
         os.path.join(path, "model.safetensors"),
         lambda tmp: save_file(state, tmp, metadata={"format": "pt"}),
@@ -210,7 +242,8 @@ def save_hf(encoder, path: str, vocab_file: str | None = None) -> None:
     _write_json(os.path.join(path, "config.json"), config.to_hf_dict())
     _write_json(
         os.path.join(path, "tokenizer_config.json"),
-        {"do_lower_case": config.do_lower_case, "tokenizer_class": "BertTokenizer"},
+        {"do_lower_case": config.do_lower_case,
+         "tokenizer_class": _TOKENIZER_CLASSES[config.model_type]},
     )
 
 

@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 
 from keras_bert_ft.checkpoints._common import atomic_write
+from keras_bert_ft.config import BertConfig
 
 # Name -> (pip package, import name, folder inside it).
 PACKAGED = {
@@ -113,6 +114,9 @@ def download_hf(name: str, revision: str = "main") -> str:
             dest = os.path.join(target, f)
             if not os.path.isfile(dest) and not _download(base + f, dest):
                 raise FileNotFoundError(f"{name!r} on the Hub has no {f}")
+        # An unsupported family (RoBERTa, DeBERTa, ...) is refused by name before its
+        # tokenizer files are looked for.
+        BertConfig.from_json_file(os.path.join(target, "config.json"), fmt="hf")
         if not have_vocab and not any(
             _download(base + f, os.path.join(target, f)) for f in HF_VOCAB_FILES
         ):

@@ -164,6 +164,11 @@ def save_tfhub(encoder, path: str, vocab_file: str | None = None) -> None:
     import tensorflow as tf
 
     config = encoder.config
+    if not config.pooler:
+        raise CheckpointError(
+            f"the TF-Hub BERT interface returns a pooled_output, but this {config.model_type} "
+            "encoder has no pooler; save it with save_hf or save_keras_hub_preset"
+        )
     specs = {n: tf.TensorSpec((None, None), tf.int32, name=n) for n in INPUT_NAMES}
 
     @tf.function

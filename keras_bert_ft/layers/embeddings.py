@@ -1,4 +1,4 @@
-"""Word + position + token-type embeddings, LayerNorm, dropout (+ ALBERT projection)."""
+"""Word + position + token-type embeddings, LayerNorm, dropout (+ ALBERT/ELECTRA projection)."""
 
 import keras
 from keras import ops
@@ -10,7 +10,9 @@ class BertEmbeddings(keras.layers.Layer):
 
     With `embedding_size` set (and different from `hidden_size`), the tables are
     `embedding_size` wide and a dense projection maps the result to `hidden_size`
-    (ALBERT's factorised embeddings).
+    (ALBERT's factorised embeddings, ELECTRA's `embeddings_project`). With
+    `type_vocab_size=0` there is no token-type table and `type_ids` are ignored
+    (DistilBERT).
     """
 
     def __init__(
@@ -44,10 +46,12 @@ class BertEmbeddings(keras.layers.Layer):
             shape=(max_position_embeddings, width), initializer=init, name="position_embeddings",
             autocast=False,
         )
-        self.token_type_embeddings = self.add_weight(
-            shape=(type_vocab_size, width), initializer=init, name="token_type_embeddings",
-            autocast=False,
-        )
+        self.token_type_embeddings = None
+        if type_vocab_size:
+            self.token_type_embeddings = self.add_weight(
+                shape=(type_vocab_size, width), initializer=init, name="token_type_embeddings",
+                autocast=False,
+            )
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
         )
@@ -63,7 +67,8 @@ class BertEmbeddings(keras.layers.Layer):
     def call(self, word_ids, type_ids, training=None):
         seq_len = ops.shape(word_ids)[1]
         x = ops.take(self.word_embeddings, word_ids, axis=0)
-        x = x + ops.take(self.token_type_embeddings, type_ids, axis=0)
+        if self.token_type_embeddings is not None:
+            x = x + ops.take(self.token_type_embeddings, type_ids, axis=0)
         x = x + ops.expand_dims(self.position_embeddings[:seq_len], 0)
         # The tables are not autocast (as in Keras' Embedding): under mixed precision
         # only the looked-up rows are cast, not the whole vocabulary on every call.

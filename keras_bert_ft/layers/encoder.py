@@ -21,6 +21,10 @@ class BertEncoder(keras.Model):
     `pooled_output` (batch, hidden), and `encoder_outputs`, the list of every
     transformer block's output.
 
+    DistilBERT and ELECTRA encoders are built from their configs the same way.
+    Without a pooler (`config.pooler` False) there is no `pooled_output` and no
+    `pooler` attribute; without token types `input_type_ids` is accepted and ignored.
+
     Build it from a `BertConfig` (`BertEncoder(config)`) or from the config's
     fields as keyword arguments (`BertEncoder(num_layers=2, ...)`).
     """
@@ -55,7 +59,7 @@ class BertEncoder(keras.Model):
         blocks = [block(0)] * c.num_layers if c.share_layers else [
             block(i) for i in range(c.num_layers)
         ]
-        pooler = Pooler(c.hidden_size, c.initializer_range, name="pooler")
+        pooler = Pooler(c.hidden_size, c.initializer_range, name="pooler") if c.pooler else None
 
         mask = inputs["input_mask"]
         x = embeddings(inputs["input_word_ids"], inputs["input_type_ids"])
@@ -63,32 +67,34 @@ class BertEncoder(keras.Model):
         for b in blocks:
             x = b(x, mask)
             encoder_outputs.append(x)
-        outputs = {
-            "sequence_output": x,
-            "pooled_output": pooler(x),
-            "encoder_outputs": encoder_outputs,
-        }
+        outputs = {"sequence_output": x}
+        if pooler is not None:
+            outputs["pooled_output"] = pooler(x)
+        outputs["encoder_outputs"] = encoder_outputs
         super().__init__(inputs=inputs, outputs=outputs, name=name, **model_kwargs)
         self.config = config
         self.embeddings = embeddings
         self.blocks = blocks
-        self.pooler = pooler
+        if pooler is not None:  # absent otherwise: callers test hasattr(encoder, "pooler")
+            self.pooler = pooler
 
     def weight_map(self) -> dict[str, keras.Variable]:
         """Every weight under its canonical name.
 
         Canonical names are Google BERT's checkpoint names without the `bert/`
         prefix (e.g. `encoder/layer_0/attention/self/query/kernel`); kernels are
-        (in, out). With `share_layers`, only `layer_0` exists.
+        (in, out). With `share_layers`, only `layer_0` exists; without token
+        types or a pooler, their names are absent.
         """
         e = self.embeddings
         names = {
             "embeddings/word_embeddings": e.word_embeddings,
             "embeddings/position_embeddings": e.position_embeddings,
-            "embeddings/token_type_embeddings": e.token_type_embeddings,
-            "embeddings/LayerNorm/gamma": e.layer_norm.gamma,
-            "embeddings/LayerNorm/beta": e.layer_norm.beta,
         }
+        if e.token_type_embeddings is not None:
+            names["embeddings/token_type_embeddings"] = e.token_type_embeddings
+        names["embeddings/LayerNorm/gamma"] = e.layer_norm.gamma
+        names["embeddings/LayerNorm/beta"] = e.layer_norm.beta
         if e.projection is not None:
             names["encoder/embedding_hidden_mapping_in/kernel"] = e.projection.kernel
             names["encoder/embedding_hidden_mapping_in/bias"] = e.projection.bias
@@ -110,8 +116,9 @@ class BertEncoder(keras.Model):
                              ("output/LayerNorm", b.output_layer_norm)):
                 names[p + part + "/gamma"] = ln.gamma
                 names[p + part + "/beta"] = ln.beta
-        names["pooler/dense/kernel"] = self.pooler.dense.kernel
-        names["pooler/dense/bias"] = self.pooler.dense.bias
+        if self.config.pooler:
+            names["pooler/dense/kernel"] = self.pooler.dense.kernel
+            names["pooler/dense/bias"] = self.pooler.dense.bias
         return names
 
     def get_config(self):
