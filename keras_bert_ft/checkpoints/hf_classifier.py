@@ -1,0 +1,319 @@
+"""The whole fine-tuned classifier as a Hugging Face directory.
+
+`save_hf` writes the encoder only; `save_hf_classifier` writes encoder and head
+so that `transformers.AutoModelForSequenceClassification.from_pretrained(path)`
+gives the same scores as the Keras model, with `id2label` / `label2id` from the
+label names, a tokenizer that `AutoTokenizer` loads, and a model card
+(`README.md`) built from what the training run recorded.
+
+How heads map onto `BertForSequenceClassification` (BERT pooler, dropout, one
+linear layer):
+
+- pooling "pooled" with no hidden layers maps exactly: the pooler is the
+  encoder's, the `logits` Dense becomes `classifier`.
+- softmax head: `problem_type` "single_label_classification";
+  multi-label (a sigmoid per class): "multi_label_classification" (the user
+  applies the sigmoid, as `transformers` does for that problem type);
+  regression: "regression" with one output.
+- one sigmoid unit for two classes (`binary_sigmoid`): `transformers` has no
+  single-logit binary classifier (one output means regression there), so the
+  head is converted to two logits (0, z). softmax((0, z)) = (1 - sigmoid(z),
+  sigmoid(z)), so the probabilities are the same, and the exported model is an
+  ordinary two-class classifier that `transformers` pipelines and losses
+  handle as such.
+- "cls" or "mean" pooling, or hidden layers in the head: there is no
+  `transformers` class with that head (its BERT classifier always applies the
+  pooler, and has a single linear layer), so the export is refused with an
+  error saying which setting to train with instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from keras_bert_ft.atomic import atomic_write
+from keras_bert_ft.checkpoints.huggingface import read_state_dict, save_hf
+from keras_bert_ft.errors import CheckpointError
+
+PROBLEM_TYPES = {
+    "softmax": "single_label_classification",
+    "binary": "single_label_classification",
+    "multi_label": "multi_label_classification",
+    "regression": "regression",
+}
+MODEL_CARD = "README.md"
+
+
+class HFExportError(CheckpointError):
+    """A classifier whose head has no `transformers` equivalent, or a bad export target."""
+
+
+def check_exportable(model) -> None:
+    """Raise `HFExportError` unless `model`'s head maps onto BertForSequenceClassification."""
+    if not hasattr(model.encoder, "weight_map") or not hasattr(model.encoder, "config"):
+        raise HFExportError(
+            f"the encoder is a {type(model.encoder).__name__}; only a BertEncoder can be "
+            "written as a Hugging Face BERT")  # fmt: skip
+    if model.pooling != "pooled":
+        raise HFExportError(
+            f"the model pools with {model.pooling!r}, but transformers' "
+            "BertForSequenceClassification always reads the BERT pooler over [CLS]; only "
+            "models trained with --pooling pooled (and no --hidden-units) can be exported")
+    if model.hidden_units:
+        raise HFExportError(
+            f"the head has hidden layers {list(model.hidden_units)}, but transformers' "
+            "BertForSequenceClassification has one linear layer over the pooler; only "
+            "models trained without --hidden-units (and with --pooling pooled) can be exported")
+
+
+def hf_classifier_config(model) -> dict:
+    """The `config.json` of the exported classifier."""
+    config = model.encoder.config.to_hf_dict()
+    head = model.head_type
+    if head == "regression":
+        names = ["value"]
+    elif model.label_names:
+        names = list(model.label_names)
+    else:
+        names = [f"LABEL_{i}" for i in range(model.num_classes)]
+    config.update(
+        architectures=["BertForSequenceClassification"],
+        problem_type=PROBLEM_TYPES[head],
+        id2label={str(i): name for i, name in enumerate(names)},
+        label2id={name: i for i, name in enumerate(names)},
+        max_length=model.max_length,
+    )
+    return config
+
+
+def classifier_weights(model) -> tuple[np.ndarray, np.ndarray]:
+    """`classifier.weight` (num_labels, hidden) and `classifier.bias` (num_labels,) in
+    `transformers`' layout; a one-unit sigmoid becomes the two logits (0, z)."""
+    dense = model.get_layer("logits")
+    kernel = np.asarray(dense.kernel.numpy(), dtype=np.float32).T  # torch: (out, in)
+    bias = np.asarray(dense.bias.numpy(), dtype=np.float32)
+    if model.head_type == "binary":
+        kernel = np.concatenate([np.zeros_like(kernel), kernel])
+        bias = np.concatenate([np.zeros_like(bias), bias])
+    return np.ascontiguousarray(kernel), bias
+
+
+def save_hf_classifier(
+    model,
+    path: str | os.PathLike,
+    *,
+    run_dir: str | os.PathLike | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write `model` (a `BertClassifier`) as a directory that
+    `AutoModelForSequenceClassification` and `AutoTokenizer` load.
+
+    The directory is written beside `path` under a temporary name and renamed
+    when complete. `run_dir`, the train output folder, feeds the model card
+    (base model, data, metrics, settings); without it the card says they were
+    not recorded. Raises `HFExportError` for heads without a `transformers`
+    equivalent (see the module docstring) and for an existing `path` unless
+    `overwrite`.
+    """
+    from safetensors.numpy import save_file
+
+    check_exportable(model)
+    if model.tokenizer is None:
+        raise HFExportError("the model has no tokenizer; its vocabulary is needed for export")
+    target = Path(path)
+    if target.exists() and not overwrite and (not target.is_dir() or any(target.iterdir())):
+        raise HFExportError(f"{target} already exists; choose another folder or overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        vocab = tmp / "vocab.source.txt"
+        vocab.write_text("\n".join(model.tokenizer.get_vocab()) + "\n", encoding="utf-8")
+        save_hf(model.encoder, str(tmp), vocab_file=str(vocab))
+        vocab.unlink()
+        # save_hf names the encoder's tensors as BertModel does; the classifier holds
+        # them under `bert.`, next to its own `classifier` layer.
+        state = {f"bert.{k}": v for k, v in read_state_dict(str(tmp)).items()}
+        state["classifier.weight"], state["classifier.bias"] = classifier_weights(model)
+        atomic_write(tmp / "model.safetensors", _safetensors_bytes(save_file, state))
+        atomic_write(tmp / "config.json", _json(hf_classifier_config(model)))
+        atomic_write(tmp / "tokenizer_config.json", _json(_tokenizer_config(model)))
+        atomic_write(tmp / "special_tokens_map.json", _json(_special_tokens(model.tokenizer)))
+        run = read_run_record(run_dir) if run_dir is not None else {}
+        atomic_write(tmp / MODEL_CARD, model_card(model, run, name or target.name))
+        if target.exists():  # overwrite: move the old folder away first, then delete it
+            trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old",
+                                          dir=target.parent))  # fmt: skip
+            os.replace(target, trash / "old")
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _safetensors_bytes(save_file, state: dict) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        file = Path(d) / "model.safetensors"
+        save_file(state, str(file), metadata={"format": "pt"})
+        return file.read_bytes()
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+
+
+def _tokenizer_config(model) -> dict:
+    tok = model.tokenizer
+    return {
+        "tokenizer_class": "BertTokenizer",
+        "do_lower_case": tok.lowercase,
+        "strip_accents": None if tok.strip_accents == tok.lowercase else tok.strip_accents,
+        "tokenize_chinese_chars": True,
+        "model_max_length": model.max_length,
+        **_special_tokens(tok),
+    }
+
+
+def _special_tokens(tok) -> dict:
+    return {"unk_token": tok.unk_token, "sep_token": tok.sep_token, "pad_token": tok.pad_token,
+            "cls_token": tok.cls_token, "mask_token": tok.mask_token}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def read_run_record(run_dir: str | os.PathLike) -> dict:
+    """What a train output folder recorded: run.json, settings.json, report/metrics.json
+    (each as a dict, or missing when the file is not there)."""
+    root = Path(run_dir)
+    if root.is_file():  # model.keras inside the folder
+        root = root.parent
+    record = {}
+    for key, rel in (("run", "run.json"), ("settings", "settings.json"),
+                     ("metrics", "report/metrics.json")):  # fmt: skip
+        file = root / rel
+        if file.is_file():
+            try:
+                record[key] = json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise HFExportError(f"{file}: cannot read it for the model card ({e})") from None
+    return record
+
+
+def model_card(model, run: dict, name: str) -> str:
+    """The README.md of the export: base model, labels, data, metrics, the command."""
+    settings = run.get("settings") or (run.get("metrics") or {}).get("settings") or {}
+    record = run.get("run") or {}
+    base = settings.get("model") or (record.get("model") or {}).get("source")
+    metrics = run.get("metrics")
+    front = ["---", "library_name: transformers", "pipeline_tag: text-classification",
+             "tags:", "- keras-bert-ft", "- bert"]  # fmt: skip
+    if base and not Path(base).exists() and "/" in base:  # a Hub id, not a local path
+        front.append(f"base_model: {base}")
+    front.append("---")
+    lines = [*front, "", f"# {name}", ""]
+    kind = "sentence pairs" if model.pairs else "single texts" if model.pairs is False else "texts"
+    lines += [
+        f"A BERT classifier of {kind}, fine-tuned with keras-bert-ft and exported as "
+        f"`BertForSequenceClassification` (problem type `{PROBLEM_TYPES[model.head_type]}`).",
+        "",
+        "## Base model",
+        "",
+        f"`{base}`" if base else "Not recorded (no run.json / settings.json given at export).",
+        "",
+        "## Labels",
+        "",
+        "| id | label |",
+        "| --- | --- |",
+        *(f"| {i} | {n} |" for i, n in
+          hf_classifier_config(model)["id2label"].items()),  # fmt: skip
+        "",
+    ]
+    if model.head_type == "binary":
+        lines += ["Trained with one sigmoid unit; exported as two logits (0, z), which give "
+                  "the same probabilities under softmax.", ""]  # fmt: skip
+    lines += ["## Data", "", *_data_lines(record, metrics), "", "## Metrics", "",
+              *_metric_lines(metrics), "", "## Training command", "", *_command_lines(settings),
+              "", "## Use", "", "```python",
+              "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+              "",
+              f'tokenizer = AutoTokenizer.from_pretrained("{name}")',
+              f'model = AutoModelForSequenceClassification.from_pretrained("{name}")',
+              'inputs = tokenizer(["some text"], return_tensors="pt")'
+              if not model.pairs else
+              'inputs = tokenizer(["first text"], ["second text"], return_tensors="pt")',
+              "probabilities = model(**inputs).logits.softmax(-1)"
+              if model.head_type in ("softmax", "binary") else
+              "scores = model(**inputs).logits" + (".sigmoid()"
+                                                   if model.head_type == "multi_label" else ""),
+              "```", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _data_lines(record: dict, metrics: dict | None) -> list[str]:
+    data = record.get("data") or {}
+    lines = []
+    for split in ("train", "validation"):
+        d = data.get(split)
+        if d:
+            kind = "pairs" if d.get("pairs") else "texts"
+            lines.append(f"- {split}: {d.get('rows', '?'):,} {kind} from `{d.get('source')}` "
+                         f"(content sha256 `{str(d.get('sha256', ''))[:16]}…`)")  # fmt: skip
+    if metrics and metrics.get("evaluated_on"):
+        lines.append(f"- metrics below: {metrics.get('num_examples', '?'):,} examples from "
+                     f"`{metrics['evaluated_on']}`")  # fmt: skip
+    return lines or ["Not recorded (no run.json given at export)."]
+
+
+def _metric_lines(metrics: dict | None) -> list[str]:
+    if not metrics:
+        return ["Not recorded (no report/metrics.json given at export)."]
+    keys = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "weighted_f1")
+    lines = ["| metric | value |", "| --- | --- |"]
+    lines += [f"| {k} | {metrics[k]:.4f} |" for k in keys if isinstance(metrics.get(k), float)]
+    per_class = metrics.get("per_class") or {}
+    if per_class:
+        lines += ["", "| label | precision | recall | f1 | support |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {n} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | "
+                  f"{c['support']} |" for n, c in per_class.items()]  # fmt: skip
+    return lines
+
+
+# settings.json key -> train option; values printed as the option expects them.
+_OPTIONS = (("model", "--model"), ("num_layers", "--num-layers"), ("pooling", "--pooling"),
+            ("hidden_units", "--hidden-units"), ("dropout", "--dropout"),
+            ("learning_rate", "--learning-rate"), ("batch_size", "--batch-size"),
+            ("epochs", "--epochs"), ("warmup_ratio", "--warmup-ratio"),
+            ("weight_decay", "--weight-decay"), ("clipnorm", "--clipnorm"),
+            ("layer_decay", "--layer-decay"), ("max_length", "--max-length"),
+            ("class_weight", "--class-weight"), ("precision", "--precision"),
+            ("seed", "--seed"))  # fmt: skip
+
+
+def _command_lines(settings: dict) -> list[str]:
+    if not settings:
+        return ["Not recorded (no settings.json given at export)."]
+    args = ["keras-bert-ft", "train", "--train", "DATA"]
+    for key, option in _OPTIONS:
+        value = settings.get(key)
+        if value is None or value == [] or value == ():
+            continue
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            value = ",".join(str(v) for v in value)
+        args += [option, str(value)]
+    layers = settings.get("train_encoder_layers")
+    if layers == 0:
+        args += ["--fine-tune", "frozen"]
+    elif layers:
+        args += ["--fine-tune", "top", "--train-layers", str(layers)]
+    return ["Rebuilt from the run's settings.json (DATA: the data listed above):", "",
+            "```sh", " ".join(args), "```"]  # fmt: skip
