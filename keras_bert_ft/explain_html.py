@@ -40,7 +40,9 @@ def word_colour(attribution: float, largest: float) -> str:
     return f"rgb({r}, {g}, {b})"
 
 
-def render_html(explanations: Sequence[Explanation], title: str = "Explanations") -> str:
+def render_html(
+    explanations: Sequence[Explanation], title: str = "Explanations", legend: bool = True
+) -> str:
     """The page for `explanations` (from `keras_bert_ft.explain.explain`), as a string."""
     parts = [
         "<!DOCTYPE html>",
@@ -48,9 +50,10 @@ def render_html(explanations: Sequence[Explanation], title: str = "Explanations"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         '<p class="legend">'
-        f'<span style="background: {word_colour(1, 1)}">raises the score</span>'
-        f'<span style="background: {word_colour(-1, 1)}">lowers the score</span>'
-        "Integrated gradients on the word embeddings, from a baseline where every word "
+        + (f'<span style="background: {word_colour(1, 1)}">raises the score</span>'
+           f'<span style="background: {word_colour(-1, 1)}">lowers the score</span>'
+           if legend else "")
+        + "Integrated gradients on the word embeddings, from a baseline where every word "
         "is [PAD] ([CLS] and [SEP] kept).</p>",
     ]
     for ex in explanations:
