@@ -120,8 +120,6 @@ def explain(
         error is above `tolerance`, up to `max_steps`.
       batch_size: path points evaluated per gradient call.
     """
-    import tensorflow as tf
-
     _check_explainable(model)
     if steps < 1 or max_steps < steps:
         raise ExplainError(f"need 1 <= steps <= max_steps, got steps={steps}, "
@@ -131,62 +129,67 @@ def explain(
     pairs = None if pairs is None else text_batch(pairs)
     if pairs is not None and len(pairs) != len(texts):
         raise ExplainError(f"{len(texts)} texts but {len(pairs)} pairs")
+    return [
+        _explain_one(model, text, None if pairs is None else pairs[i], target, steps,
+                     max_steps, tolerance, batch_size)
+        for i, text in enumerate(texts)
+    ]  # fmt: skip
+
+
+def _explain_one(model, text, pair, target, steps, max_steps, tolerance, batch_size):
+    import tensorflow as tf
+
     tok = model.tokenizer
     table = model.encoder.embeddings.word_embeddings
-    explanations = []
-    for i, text in enumerate(texts):
-        pair = None if pairs is None else pairs[i]
-        enc = tok.encode(text, pair, max_length=model.max_length, truncation=model.truncation,
-                         return_offsets=True)  # fmt: skip
-        ids = enc["input_word_ids"]
-        mask = tf.constant(enc["input_mask"][None])
-        type_ids = tf.constant(enc["input_type_ids"][None])
-        specials = np.isin(ids, [tok.cls_id, tok.sep_id])
-        baseline_ids = np.where(specials, ids, tok.pad_id)
-        x = tf.gather(table, ids)
-        x_base = tf.gather(table, baseline_ids)
+    enc = tok.encode(text, pair, max_length=model.max_length, truncation=model.truncation,
+                     return_offsets=True)  # fmt: skip
+    ids = enc["input_word_ids"]
+    mask = tf.constant(enc["input_mask"][None])
+    type_ids = tf.constant(enc["input_type_ids"][None])
+    specials = np.isin(ids, [tok.cls_id, tok.sep_id])
+    baseline_ids = np.where(specials, ids, tok.pad_id)
+    x = tf.gather(table, ids)
+    x_base = tf.gather(table, baseline_ids)
 
-        scores = model({"input_word_ids": ids[None], "input_mask": enc["input_mask"][None],
-                        "input_type_ids": enc["input_type_ids"][None]}, training=False)
-        scores = np.asarray(scores)[0]
-        check = np.asarray(_forward(model, x[None], mask, type_ids))[0]
-        if not np.allclose(check, scores, atol=_FORWARD_TOLERANCE):
-            raise ExplainError(
-                f"the explained forward pass disagrees with the model by "
-                f"{np.max(np.abs(check - scores)):.2g}; this model's head or encoder is not "
-                "supported by explain()"
-            )
-        target_index = _target_index(model, target, scores)
-        score = _target_score(model, scores[None], target_index)[0]
+    scores = model({"input_word_ids": ids[None], "input_mask": enc["input_mask"][None],
+                    "input_type_ids": enc["input_type_ids"][None]}, training=False)
+    scores = np.asarray(scores)[0]
+    check = np.asarray(_forward(model, x[None], mask, type_ids))[0]
+    if not np.allclose(check, scores, atol=_FORWARD_TOLERANCE):
+        raise ExplainError(
+            f"the explained forward pass disagrees with the model by "
+            f"{np.max(np.abs(check - scores)):.2g}; this model's head or encoder is not "
+            "supported by explain()"
+        )
+    target_index = _target_index(model, target, scores)
+    score = float(_target_score(model, scores[None], target_index)[0])
 
-        def gradients(alphas):
-            return _path_gradients(model, x, x_base, alphas, mask, type_ids, target_index,
-                                   batch_size)  # fmt: skip
+    def gradients(alphas):
+        return _path_gradients(model, x, x_base, alphas, mask, type_ids, target_index,
+                               batch_size)  # fmt: skip
 
-        n = steps
-        grads = gradients(np.linspace(0.0, 1.0, n + 1))
-        while True:
-            token_attr, base_score = _attributions(model, x, x_base, grads, mask, type_ids,
-                                                   target_index)  # fmt: skip
-            error = completeness_error(float(token_attr.sum()), score - base_score)
-            if error <= tolerance or 2 * n > max_steps:
-                break
-            # Doubling the intervals: the new points are the midpoints of the old ones.
-            mids = gradients((np.arange(n) + 0.5) / n)
-            merged = np.empty((2 * n + 1, *grads.shape[1:]), dtype=grads.dtype)
-            merged[0::2], merged[1::2] = grads, mids
-            grads, n = merged, 2 * n
-        tokens = tok.convert_ids_to_tokens(ids)
-        explanations.append(Explanation(
-            text=text, pair=pair, tokens=tokens, token_attributions=token_attr,
-            words=merge_word_pieces(tokens, enc["offsets"], enc["input_type_ids"], token_attr,
-                                    (text, pair), specials, tok.continuation_prefix),
-            scores=scores, target=target_index, target_name=_label(model, target_index),
-            predicted_name=_label(model, _predicted(model, scores)), score=float(score),
-            baseline_score=float(base_score), steps=n,
-            truncated=_is_truncated(tok, text, pair, len(ids)),
-        ))  # fmt: skip
-    return explanations
+    n = steps
+    grads = gradients(np.linspace(0.0, 1.0, n + 1))
+    while True:
+        token_attr, base_score = _attributions(model, x, x_base, grads, mask, type_ids,
+                                               target_index)  # fmt: skip
+        error = completeness_error(float(token_attr.sum()), score - base_score)
+        if error <= tolerance or 2 * n > max_steps:
+            break
+        # Doubling the intervals: the new points are the midpoints of the old ones.
+        mids = gradients((np.arange(n) + 0.5) / n)
+        merged = np.empty((2 * n + 1, *grads.shape[1:]), dtype=grads.dtype)
+        merged[0::2], merged[1::2] = grads, mids
+        grads, n = merged, 2 * n
+    tokens = tok.convert_ids_to_tokens(ids)
+    return Explanation(
+        text=text, pair=pair, tokens=tokens, token_attributions=token_attr,
+        words=merge_word_pieces(tokens, enc["offsets"], enc["input_type_ids"], token_attr,
+                                (text, pair), specials, tok.continuation_prefix),
+        scores=scores, target=target_index, target_name=_label(model, target_index),
+        predicted_name=_label(model, _predicted(model, scores)), score=score,
+        baseline_score=base_score, steps=n, truncated=_is_truncated(tok, text, pair, len(ids)),
+    )  # fmt: skip
 
 
 def merge_word_pieces(

@@ -88,7 +88,11 @@ def register_model_commands(subcommand: Callable, error: type[Exception]) -> Non
                 "directory (BertForSequenceClassification, tokenizer, model card)",
                 _configure_export_hf)  # fmt: skip
     def export_hf_command(args) -> int:
-        from keras_bert_ft.checkpoints.hf_classifier import check_exportable, save_hf_classifier
+        from keras_bert_ft.checkpoints.hf_classifier import (
+            check_exportable,
+            needs_remote_code,
+            save_hf_classifier,
+        )
         from keras_bert_ft.cli import load_trained_model
 
         source = Path(args.model_path)
@@ -101,5 +105,11 @@ def register_model_commands(subcommand: Callable, error: type[Exception]) -> Non
         model = load_trained_model(args.model_path)
         check_exportable(model)
         save_hf_classifier(model, out, run_dir=run_dir, name=name, overwrite=args.overwrite)
-        print(f"Saved: {out} (AutoModelForSequenceClassification.from_pretrained(\"{out}\"))")
+        remote = ", trust_remote_code=True" if needs_remote_code(model) else ""
+        print(f"Saved: {out} (AutoModelForSequenceClassification.from_pretrained("
+              f"\"{out}\"{remote}))")  # fmt: skip
+        if remote:
+            print(f"The {model.pooling} pooling{' and hidden layers' if model.hidden_units else ''}"
+                  " of this head have no transformers class; the folder carries its PyTorch "
+                  "code (modeling_keras_bert_ft.py)")  # fmt: skip
         return 0

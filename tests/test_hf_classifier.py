@@ -4,12 +4,18 @@ head and labels, and its probabilities equal ours on real texts and pairs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from keras_bert_ft import cli
-from keras_bert_ft.checkpoints.hf_classifier import HFExportError, save_hf_classifier
+from keras_bert_ft.checkpoints.hf_classifier import (
+    REMOTE_ACTIVATIONS,
+    REMOTE_CODE_FILE,
+    HFExportError,
+    save_hf_classifier,
+)
 from keras_bert_ft.models import BertClassifier
 from tests._tiny import save_tiny_hf, tiny_encoder, tiny_tokenizer, write_csv
 
@@ -34,9 +40,11 @@ def real_data(data_dir):
     return list(sst2.texts[:32]), (list(mrpc.texts[:16]), list(mrpc.pairs[:16]))
 
 
-def _classifier(encoder, tokenizer, head: str, pairs: bool, seed: int = 0) -> BertClassifier:
-    model = BertClassifier(encoder, tokenizer=tokenizer, pooling="pooled", max_length=128,
-                           pairs=pairs, **HEADS[head])  # fmt: skip
+def _classifier(encoder, tokenizer, head: str, pairs: bool, seed: int = 0,
+                **kwargs) -> BertClassifier:  # fmt: skip
+    kwargs = {"pooling": "pooled", **kwargs}
+    model = BertClassifier(encoder, tokenizer=tokenizer, max_length=128, pairs=pairs,
+                           **HEADS[head], **kwargs)  # fmt: skip
     # A fresh head gives near-equal scores; larger weights make the comparison telling.
     logits = model.get_layer("logits")
     rng = np.random.default_rng(seed)
@@ -46,9 +54,12 @@ def _classifier(encoder, tokenizer, head: str, pairs: bool, seed: int = 0) -> Be
 
 
 def _transformers_scores(path, texts, pairs=None) -> tuple[np.ndarray, object, dict]:
-    """Scores from `transformers` alone: its tokenizer and model read from `path`."""
-    tok = transformers.AutoTokenizer.from_pretrained(path)
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(path).eval()
+    """Scores from `transformers` alone: its tokenizer and model read from `path`
+    (with the head's code from the folder when it has some)."""
+    remote = (Path(path) / REMOTE_CODE_FILE).is_file()
+    tok = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        path, trust_remote_code=remote).eval()
     enc = tok(texts, pairs, padding=True, return_tensors="pt")
     with torch.no_grad():
         logits = model(**enc).logits
@@ -94,7 +105,8 @@ def test_transformers_gives_our_scores(head, kind, real_data, tmp_path):
     config = hf_model.config
     expected = {"softmax": "single_label_classification",
                 "binary": "single_label_classification",
-                "multi_label": "multi_label_classification", "regression": "regression"}  # fmt: skip
+                "multi_label": "multi_label_classification",
+                "regression": "regression"}  # fmt: skip
     assert config.problem_type == expected[head]
     names = HEADS[head].get("label_names", ["value"])
     assert config.id2label == dict(enumerate(names))
@@ -112,16 +124,46 @@ def test_real_minilm_encoder(real_data, tmp_path):
     _check_parity(pair, save_hf_classifier(pair, tmp_path / "pairs"), first[:8], second[:8])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(pooling="mean"), "pools with 'mean'"),
-    (dict(pooling="cls"), "pools with 'cls'"),
-    (dict(pooling="pooled", hidden_units=(8,)), r"hidden layers \[8\]"),
-])  # fmt: skip
-def test_heads_without_a_transformers_class_are_refused(kwargs, message, tmp_path):
-    model = BertClassifier(tiny_encoder(), 2, tokenizer=tiny_tokenizer(), **kwargs)
-    with pytest.raises(HFExportError, match=message):
+OTHER_HEADS = {
+    "mean": dict(pooling="mean"),
+    "cls+hidden": dict(pooling="cls", hidden_units=(24, 16)),
+    "pooled+hidden": dict(pooling="pooled", hidden_units=(16,), hidden_activation="relu"),
+}
+
+
+@pytest.mark.parametrize("head", ["softmax", "binary"])
+@pytest.mark.parametrize("shape", list(OTHER_HEADS))
+def test_heads_without_a_transformers_class_carry_their_code(shape, head, real_data, tmp_path):
+    texts, (first, second) = real_data
+    pairs = head == "binary"
+    encoder = tiny_encoder(max_position_embeddings=128, initializer_range=0.2)
+    model = _classifier(encoder, tiny_tokenizer(), head, pairs, **OTHER_HEADS[shape])
+    path = save_hf_classifier(model, tmp_path / "hf")
+    assert (path / REMOTE_CODE_FILE).is_file()
+    hf_model = _check_parity(model, path, first if pairs else texts, second if pairs else None)
+    assert type(hf_model).__name__ == "KerasBertFtForSequenceClassification"
+    assert "trust_remote_code=True" in (path / "README.md").read_text()
+    # Without the flag transformers refuses; it never falls back to BERT's own head.
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        transformers.AutoModelForSequenceClassification.from_pretrained(path)
+
+
+def test_head_code_knows_the_activations_we_allow():
+    import importlib.util
+
+    file = Path(__file__).parents[1] / "keras_bert_ft" / "checkpoints" / "hf_remote_head.py"
+    spec = importlib.util.spec_from_file_location("hf_remote_head", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.ACTIVATIONS) == set(REMOTE_ACTIVATIONS)
+
+
+def test_unknown_activation_is_refused(tmp_path):
+    model = BertClassifier(tiny_encoder(), 2, pooling="mean", hidden_units=(8,),
+                           hidden_activation="elu", tokenizer=tiny_tokenizer())  # fmt: skip
+    with pytest.raises(HFExportError, match="activation 'elu' has no PyTorch counterpart"):
         save_hf_classifier(model, tmp_path / "hf")
-    assert not (tmp_path / "hf").exists() and list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_folder_is_refused_unless_overwritten(tmp_path):
@@ -160,7 +202,8 @@ def test_export_hf_command_writes_model_and_card(trained_run, tmp_path, capsys):
     metrics = json.loads((run / "report" / "metrics.json").read_text())
     assert card.startswith("---\nlibrary_name: transformers\n")
     assert f"`{model_dir.resolve()}`" in card  # the base model
-    assert "train.csv" in card  # the data
+    assert f"- train: 22 texts from `{run.parent / 'train.csv'}[train]`" in card  # the data
+    assert f'from_pretrained({str(out)!r})' in card
     assert f"| accuracy | {metrics['accuracy']:.4f} |" in card  # the metrics
     assert "keras-bert-ft train --train DATA --model" in card and "--pooling pooled" in card
     from keras_bert_ft.cli import load_trained_model
@@ -177,9 +220,11 @@ def test_export_hf_command_errors_are_one_line(trained_run, tmp_path, capsys):
     (tmp_path / "taken" / "x").write_text("x")
     assert cli.main(["export-hf", str(run), "--output-dir", str(tmp_path / "taken")]) == 2
     assert "already exists; choose another or add --overwrite" in capsys.readouterr().err
-    mean = BertClassifier(tiny_encoder(), 2, pooling="mean", tokenizer=tiny_tokenizer())
-    mean.save(tmp_path / "mean.keras")
-    assert cli.main(["export-hf", str(tmp_path / "mean.keras"),
+    elu = BertClassifier(tiny_encoder(), 2, pooling="mean", hidden_units=(8,),
+                         hidden_activation="elu", tokenizer=tiny_tokenizer())  # fmt: skip
+    elu.save(tmp_path / "elu.keras")
+    assert cli.main(["export-hf", str(tmp_path / "elu.keras"),
                      "--output-dir", str(tmp_path / "m")]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: the model pools with 'mean'") and "\n" not in err
+    assert err.startswith("error: the head's hidden activation 'elu'") and "\n" not in err
+    assert not (tmp_path / "m").exists()

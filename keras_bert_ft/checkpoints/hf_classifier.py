@@ -6,25 +6,29 @@ gives the same scores as the Keras model, with `id2label` / `label2id` from the
 label names, a tokenizer that `AutoTokenizer` loads, and a model card
 (`README.md`) built from what the training run recorded.
 
-How heads map onto `BertForSequenceClassification` (BERT pooler, dropout, one
-linear layer):
+How heads map onto `transformers`:
 
-- pooling "pooled" with no hidden layers maps exactly: the pooler is the
-  encoder's, the `logits` Dense becomes `classifier`.
-- softmax head: `problem_type` "single_label_classification";
-  multi-label (a sigmoid per class): "multi_label_classification" (the user
-  applies the sigmoid, as `transformers` does for that problem type);
-  regression: "regression" with one output.
+- pooling "pooled" with no hidden layers is `BertForSequenceClassification`
+  (BERT pooler, dropout, one linear layer): the pooler is the encoder's, the
+  `logits` Dense becomes `classifier`. Plain `from_pretrained(path)` loads it.
+- "mean" or "cls" pooling, or hidden layers in the head (the package's default
+  is mean pooling): `transformers` has no class with that head (its BERT
+  classifier always applies the pooler, and has one linear layer). The export
+  then carries the head's PyTorch code (`modeling_keras_bert_ft.py`, from
+  `hf_remote_head.py`) under its own `model_type`, and loads with
+  `from_pretrained(path, trust_remote_code=True)`; without that flag
+  `transformers` refuses it rather than loading a BERT head that would give
+  other scores.
+- softmax head: `problem_type` "single_label_classification"; multi-label
+  (a sigmoid per class): "multi_label_classification" (the user applies the
+  sigmoid, as `transformers` does for that problem type); regression:
+  "regression" with one output.
 - one sigmoid unit for two classes (`binary_sigmoid`): `transformers` has no
   single-logit binary classifier (one output means regression there), so the
   head is converted to two logits (0, z). softmax((0, z)) = (1 - sigmoid(z),
   sigmoid(z)), so the probabilities are the same, and the exported model is an
   ordinary two-class classifier that `transformers` pipelines and losses
   handle as such.
-- "cls" or "mean" pooling, or hidden layers in the head: there is no
-  `transformers` class with that head (its BERT classifier always applies the
-  pooler, and has a single linear layer), so the export is refused with an
-  error saying which setting to train with instead.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ PROBLEM_TYPES = {
     "regression": "regression",
 }
 MODEL_CARD = "README.md"
+REMOTE_CODE_FILE = "modeling_keras_bert_ft.py"
+REMOTE_MODEL_TYPE = "keras_bert_ft"
+# Activations of hidden head layers that hf_remote_head.py maps to torch modules.
+REMOTE_ACTIVATIONS = ("gelu", "relu", "tanh", "sigmoid", "linear", "silu", "swish")
 
 
 class HFExportError(CheckpointError):
@@ -56,21 +64,21 @@ class HFExportError(CheckpointError):
 
 
 def check_exportable(model) -> None:
-    """Raise `HFExportError` unless `model`'s head maps onto BertForSequenceClassification."""
+    """Raise `HFExportError` unless `model` can be written for `transformers`."""
     if not hasattr(model.encoder, "weight_map") or not hasattr(model.encoder, "config"):
         raise HFExportError(
             f"the encoder is a {type(model.encoder).__name__}; only a BertEncoder can be "
             "written as a Hugging Face BERT")  # fmt: skip
-    if model.pooling != "pooled":
+    if model.hidden_units and model.hidden_activation not in REMOTE_ACTIVATIONS:
         raise HFExportError(
-            f"the model pools with {model.pooling!r}, but transformers' "
-            "BertForSequenceClassification always reads the BERT pooler over [CLS]; only "
-            "models trained with --pooling pooled (and no --hidden-units) can be exported")
-    if model.hidden_units:
-        raise HFExportError(
-            f"the head has hidden layers {list(model.hidden_units)}, but transformers' "
-            "BertForSequenceClassification has one linear layer over the pooler; only "
-            "models trained without --hidden-units (and with --pooling pooled) can be exported")
+            f"the head's hidden activation {model.hidden_activation!r} has no PyTorch "
+            f"counterpart here; supported: {', '.join(REMOTE_ACTIVATIONS)}")
+
+
+def needs_remote_code(model) -> bool:
+    """True when the head is not `BertForSequenceClassification`'s (see the module
+    docstring): the export then loads with `trust_remote_code=True`."""
+    return model.pooling != "pooled" or bool(model.hidden_units)
 
 
 def hf_classifier_config(model) -> dict:
@@ -88,9 +96,36 @@ def hf_classifier_config(model) -> dict:
         problem_type=PROBLEM_TYPES[head],
         id2label={str(i): name for i, name in enumerate(names)},
         label2id={name: i for i, name in enumerate(names)},
-        max_length=model.max_length,
     )
+    if needs_remote_code(model):
+        module = REMOTE_CODE_FILE.removesuffix(".py")
+        config.update(
+            model_type=REMOTE_MODEL_TYPE,
+            architectures=["KerasBertFtForSequenceClassification"],
+            auto_map={
+                "AutoConfig": f"{module}.KerasBertFtConfig",
+                "AutoModelForSequenceClassification":
+                    f"{module}.KerasBertFtForSequenceClassification",
+            },
+            pooling=model.pooling,
+            head_hidden_units=list(model.hidden_units),
+            head_hidden_activation=model.hidden_activation,
+        )  # fmt: skip
     return config
+
+
+def head_weights(model) -> dict[str, np.ndarray]:
+    """The head's tensors under the exported model's names: `classifier.*`, and for
+    hidden layers `hidden.<k>.*` (k: the Linear's place in the torch Sequential, where
+    each hidden layer is Dropout, Linear, activation)."""
+    state = {}
+    for i in range(len(model.hidden_units)):
+        dense = model.get_layer(f"head_hidden_{i}")
+        state[f"hidden.{3 * i + 1}.weight"] = np.ascontiguousarray(
+            np.asarray(dense.kernel.numpy(), dtype=np.float32).T)
+        state[f"hidden.{3 * i + 1}.bias"] = np.asarray(dense.bias.numpy(), dtype=np.float32)
+    state["classifier.weight"], state["classifier.bias"] = classifier_weights(model)
+    return state
 
 
 def classifier_weights(model) -> tuple[np.ndarray, np.ndarray]:
@@ -119,9 +154,10 @@ def save_hf_classifier(
     The directory is written beside `path` under a temporary name and renamed
     when complete. `run_dir`, the train output folder, feeds the model card
     (base model, data, metrics, settings); without it the card says they were
-    not recorded. Raises `HFExportError` for heads without a `transformers`
-    equivalent (see the module docstring) and for an existing `path` unless
-    `overwrite`.
+    not recorded. Heads other than BERT's pooler + one linear layer need
+    `trust_remote_code=True` to load (see the module docstring and
+    `needs_remote_code`). Raises `HFExportError` for an encoder or activation
+    that cannot be written, and for an existing `path` unless `overwrite`.
     """
     from safetensors.numpy import save_file
 
@@ -140,14 +176,19 @@ def save_hf_classifier(
         vocab.unlink()
         # save_hf names the encoder's tensors as BertModel does; the classifier holds
         # them under `bert.`, next to its own `classifier` layer.
-        state = {f"bert.{k}": v for k, v in read_state_dict(str(tmp)).items()}
-        state["classifier.weight"], state["classifier.bias"] = classifier_weights(model)
+        state = {f"bert.{k}": v for k, v in read_state_dict(str(tmp)).items()
+                 if model.pooling == "pooled" or not k.startswith("pooler.")}  # fmt: skip
+        state.update(head_weights(model))
+        if needs_remote_code(model):
+            code = Path(__file__).with_name("hf_remote_head.py").read_text(encoding="utf-8")
+            atomic_write(tmp / REMOTE_CODE_FILE, code)
         atomic_write(tmp / "model.safetensors", _safetensors_bytes(save_file, state))
         atomic_write(tmp / "config.json", _json(hf_classifier_config(model)))
         atomic_write(tmp / "tokenizer_config.json", _json(_tokenizer_config(model)))
         atomic_write(tmp / "special_tokens_map.json", _json(_special_tokens(model.tokenizer)))
         run = read_run_record(run_dir) if run_dir is not None else {}
-        atomic_write(tmp / MODEL_CARD, model_card(model, run, name or target.name))
+        card = model_card(model, run, name or target.name, str(target))
+        atomic_write(tmp / MODEL_CARD, card)
         if target.exists():  # overwrite: move the old folder away first, then delete it
             trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old",
                                           dir=target.parent))  # fmt: skip
@@ -209,10 +250,14 @@ def read_run_record(run_dir: str | os.PathLike) -> dict:
     return record
 
 
-def model_card(model, run: dict, name: str) -> str:
-    """The README.md of the export: base model, labels, data, metrics, the command."""
+def model_card(model, run: dict, name: str, where: str = ".") -> str:
+    """The README.md of the export: base model, labels, data, metrics, the command.
+
+    `run` is `read_run_record`'s result ({} when nothing was recorded); `where` is the
+    folder path the usage example loads from."""
     settings = run.get("settings") or (run.get("metrics") or {}).get("settings") or {}
     record = run.get("run") or {}
+    record = record.get("identity", record)  # run.json holds {"format": ..., "identity": ...}
     base = settings.get("model") or (record.get("model") or {}).get("source")
     metrics = run.get("metrics")
     front = ["---", "library_name: transformers", "pipeline_tag: text-classification",
@@ -222,9 +267,19 @@ def model_card(model, run: dict, name: str) -> str:
     front.append("---")
     lines = [*front, "", f"# {name}", ""]
     kind = "sentence pairs" if model.pairs else "single texts" if model.pairs is False else "texts"
+    remote = needs_remote_code(model)
+    if remote:
+        hidden = (f", hidden layers {list(model.hidden_units)} ({model.hidden_activation})"
+                  if model.hidden_units else "")  # fmt: skip
+        exported_as = (
+            f"`KerasBertFtForSequenceClassification` ({model.pooling} pooling{hidden}, then "
+            f"a linear classifier), whose PyTorch code is `{REMOTE_CODE_FILE}` in this "
+            "folder: load it with `trust_remote_code=True`")
+    else:
+        exported_as = "`BertForSequenceClassification`"
     lines += [
         f"A BERT classifier of {kind}, fine-tuned with keras-bert-ft and exported as "
-        f"`BertForSequenceClassification` (problem type `{PROBLEM_TYPES[model.head_type]}`).",
+        f"{exported_as} (problem type `{PROBLEM_TYPES[model.head_type]}`).",
         "",
         "## Base model",
         "",
@@ -238,6 +293,9 @@ def model_card(model, run: dict, name: str) -> str:
           hf_classifier_config(model)["id2label"].items()),  # fmt: skip
         "",
     ]
+    lines += [f"Texts were packed as `[CLS] a [SEP]`{' b [SEP]' if model.pairs else ''} and "
+              f"cut to {model.max_length} tokens ({model.truncation}); the tokenizer's "
+              "`model_max_length` is set to that.", ""]  # fmt: skip
     if model.head_type == "binary":
         lines += ["Trained with one sigmoid unit; exported as two logits (0, z), which give "
                   "the same probabilities under softmax.", ""]  # fmt: skip
@@ -246,8 +304,9 @@ def model_card(model, run: dict, name: str) -> str:
               "", "## Use", "", "```python",
               "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
               "",
-              f'tokenizer = AutoTokenizer.from_pretrained("{name}")',
-              f'model = AutoModelForSequenceClassification.from_pretrained("{name}")',
+              f"tokenizer = AutoTokenizer.from_pretrained({where!r})",
+              f"model = AutoModelForSequenceClassification.from_pretrained({where!r}"
+              + (", trust_remote_code=True)" if remote else ")"),
               'inputs = tokenizer(["some text"], return_tensors="pt")'
               if not model.pairs else
               'inputs = tokenizer(["first text"], ["second text"], return_tensors="pt")',
@@ -266,12 +325,16 @@ def _data_lines(record: dict, metrics: dict | None) -> list[str]:
         d = data.get(split)
         if d:
             kind = "pairs" if d.get("pairs") else "texts"
-            lines.append(f"- {split}: {d.get('rows', '?'):,} {kind} from `{d.get('source')}` "
+            lines.append(f"- {split}: {_count(d.get('rows'))} {kind} from `{d.get('source')}` "
                          f"(content sha256 `{str(d.get('sha256', ''))[:16]}…`)")  # fmt: skip
     if metrics and metrics.get("evaluated_on"):
-        lines.append(f"- metrics below: {metrics.get('num_examples', '?'):,} examples from "
+        lines.append(f"- metrics below: {_count(metrics.get('num_examples'))} examples from "
                      f"`{metrics['evaluated_on']}`")  # fmt: skip
     return lines or ["Not recorded (no run.json given at export)."]
+
+
+def _count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
 
 
 def _metric_lines(metrics: dict | None) -> list[str]:
@@ -282,7 +345,8 @@ def _metric_lines(metrics: dict | None) -> list[str]:
     lines += [f"| {k} | {metrics[k]:.4f} |" for k in keys if isinstance(metrics.get(k), float)]
     per_class = metrics.get("per_class") or {}
     if per_class:
-        lines += ["", "| label | precision | recall | f1 | support |", "| --- | --- | --- | --- | --- |"]
+        lines += ["", "| label | precision | recall | f1 | support |",
+                  "| --- | --- | --- | --- | --- |"]  # fmt: skip
         lines += [f"| {n} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | "
                   f"{c['support']} |" for n, c in per_class.items()]  # fmt: skip
     return lines
