@@ -296,6 +296,13 @@ def model_card(model, run: dict, name: str, where: str = ".") -> str:
     lines += [f"Texts were packed as `[CLS] a [SEP]`{' b [SEP]' if model.pairs else ''} and "
               f"cut to {model.max_length} tokens ({model.truncation}); the tokenizer's "
               "`model_max_length` is set to that.", ""]  # fmt: skip
+    if model.pairs:
+        # Measured with transformers 5: a 7 + 7 word pair cut to 16 tokens loses the
+        # first text's last word there, the second text's here.
+        lines += ["When a pair is too long and both texts are equally long, transformers' "
+                  "`longest_first` truncation cuts the first text, while this model was "
+                  "trained cutting the second (as original BERT does); only such pairs get "
+                  "other token ids.", ""]  # fmt: skip
     if model.head_type == "binary":
         lines += ["Trained with one sigmoid unit; exported as two logits (0, z), which give "
                   "the same probabilities under softmax.", ""]  # fmt: skip
