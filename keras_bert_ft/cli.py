@@ -682,6 +682,11 @@ from keras_bert_ft.serving_cli import register_serving_commands  # noqa: E402
 
 register_serving_commands(subcommand, CLIError)
 
+# explain (HTML page of word attributions) and export-hf live in keras_bert_ft/model_cli.py.
+from keras_bert_ft.model_cli import register_model_commands  # noqa: E402
+
+register_model_commands(subcommand, CLIError)
+
 
 # --------------------------------------------------------------------------- main
 

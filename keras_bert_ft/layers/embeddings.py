@@ -65,8 +65,17 @@ class BertEmbeddings(keras.layers.Layer):
             self.projection.build((None, None, width))
 
     def call(self, word_ids, type_ids, training=None):
-        seq_len = ops.shape(word_ids)[1]
-        x = ops.take(self.word_embeddings, word_ids, axis=0)
+        word_vectors = ops.take(self.word_embeddings, word_ids, axis=0)
+        return self.call_with_word_vectors(word_vectors, type_ids, training=training)
+
+    def call_with_word_vectors(self, word_vectors, type_ids, training=None):
+        """The embeddings of given word vectors (batch, seq, width) instead of word ids.
+
+        For callers that move the input through embedding space, e.g. integrated
+        gradients (`keras_bert_ft.explain`); `call` is this after the id lookup.
+        """
+        seq_len = ops.shape(word_vectors)[1]
+        x = word_vectors
         if self.token_type_embeddings is not None:
             x = x + ops.take(self.token_type_embeddings, type_ids, axis=0)
         x = x + ops.expand_dims(self.position_embeddings[:seq_len], 0)
