@@ -109,7 +109,7 @@ def register_model_commands(subcommand: Callable, error: type[Exception]) -> Non
         print(f"Saved: {out} (AutoModelForSequenceClassification.from_pretrained("
               f"\"{out}\"{remote}))")  # fmt: skip
         if remote:
-            print(f"The {model.pooling} pooling{' and hidden layers' if model.hidden_units else ''}"
-                  " of this head have no transformers class; the folder carries its PyTorch "
-                  "code (modeling_keras_bert_ft.py)")  # fmt: skip
+            hidden = " and hidden layers" if model.hidden_units else ""
+            print(f"This head ({model.pooling} pooling{hidden}) has no transformers class; "
+                  "the folder carries its PyTorch code (modeling_keras_bert_ft.py)")
         return 0
