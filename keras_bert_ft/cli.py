@@ -225,7 +225,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    help="examples per step (default %(default)s)")
     g.add_argument("--learning-rate", type=POSITIVE,
                    help=f"peak learning rate (default {s.learning_rate:g}; "
-                   f"{FROZEN_LEARNING_RATE:g} with --fine-tune frozen)")  # fmt: skip
+                   f"{FROZEN_LEARNING_RATE:g} with --fine-tune frozen or --lora-rank)")  # fmt: skip
     g.add_argument("--warmup-ratio", type=number(0, 1), default=s.warmup_ratio,
                    help="fraction of the steps that warm the learning rate up, in [0, 1] "
                    "(default %(default)s)")  # fmt: skip
@@ -264,6 +264,32 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     add_data_options(p)
     add_model_options(p)
     add_training_options(p)
+    add_lora_options(p)
+
+
+def lora_targets(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated LoRA target projections."""
+    from keras_bert_ft.lora import check_targets
+
+    try:
+        return check_targets(v.strip() for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_lora_options(p: argparse.ArgumentParser) -> None:
+    s = finetune_defaults()
+    g = p.add_argument_group("low-rank adaptation (LoRA)")
+    g.add_argument("--lora-rank", type=integer(1), default=s.lora_rank,
+                   help="train rank-R low-rank adapters of the encoder's projections and the "
+                   "head, with the encoder frozen; writes adapter.npz (default: off)")
+    g.add_argument("--lora-alpha", type=POSITIVE, default=s.lora_alpha,
+                   help="LoRA scale numerator: updates are scaled by alpha / rank "
+                   "(default %(default)s)")  # fmt: skip
+    g.add_argument("--lora-targets", type=lora_targets, default=s.lora_targets,
+                   help="comma-separated projections to adapt, from query, key, value, "
+                   "attention_output, intermediate, output (default "
+                   f"{','.join(s.lora_targets)})")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- checks
@@ -400,9 +426,18 @@ def settings_from_args(args):
     from keras_bert_ft.training.finetune import FinetuneSettings
 
     layers = {"all": None, "frozen": 0, "top": args.train_layers}[args.fine_tune]
+    lora_rank = getattr(args, "lora_rank", None)
+    if lora_rank is not None and args.fine_tune != "all":
+        raise CLIError(f"--lora-rank freezes the encoder and trains adapters; it does not go "
+                       f"with --fine-tune {args.fine_tune}")
     lr = args.learning_rate
     if lr is None:
-        lr = FROZEN_LEARNING_RATE if args.fine_tune == "frozen" else FinetuneSettings.learning_rate
+        small_trained = args.fine_tune == "frozen" or lora_rank is not None
+        lr = FROZEN_LEARNING_RATE if small_trained else FinetuneSettings.learning_rate
+    lora = {}
+    if lora_rank is not None:
+        lora = dict(lora_rank=lora_rank, lora_alpha=args.lora_alpha,
+                    lora_targets=args.lora_targets)
     return FinetuneSettings(
         model=args.model, num_layers=args.num_layers, pooling=args.pooling,
         hidden_units=tuple(args.hidden_units), dropout=args.dropout,
@@ -411,7 +446,7 @@ def settings_from_args(args):
         weight_decay=args.weight_decay, clipnorm=args.clipnorm, max_length=args.max_length,
         class_weight=args.class_weight, precision=args.precision, strategy=args.strategy,
         seed=args.seed, early_stopping_patience=args.early_stopping, monitor=args.monitor,
-        output_dir=args.output_dir, resume=not args.no_resume,
+        output_dir=args.output_dir, resume=not args.no_resume, **lora,
     )  # fmt: skip
 
 

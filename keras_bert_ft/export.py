@@ -46,6 +46,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from keras_bert_ft.layers.precast import projection_copies, substituted_projections
+from keras_bert_ft.lora import merged_lora
 from keras_bert_ft.serving_tokenizer import ServingTokenizer
 from keras_bert_ft.tokenization import WordPieceTokenizer
 
@@ -292,15 +293,18 @@ def export_for_serving(
         (staging / "labels.txt").write_text("\n".join(names) + "\n", "utf-8")
         serving_tokenizer = in_graph_tokenizer(tokenizer, tokenizer_ops, max_length,
                                                truncation, staging / "vocab.txt")
-        module = ServingModule(
-            model, serving_tokenizer, names, pairs,
-            {name: str(staging / name) for name in ("vocab.txt", "labels.txt")}, precision)
         saved = tmp / "model"
-        with module.tracing():
-            tf.saved_model.save(module, str(saved), signatures={
-                TEXT_SIGNATURE: module.serve_text.get_concrete_function(),
-                IDS_SIGNATURE: module.serve_ids.get_concrete_function(),
-            })
+        # A LoRA model is served with its adapters folded into the kernels: the
+        # graph and variables are those of a plain model.
+        with merged_lora(model):
+            module = ServingModule(
+                model, serving_tokenizer, names, pairs,
+                {name: str(staging / name) for name in ("vocab.txt", "labels.txt")}, precision)
+            with module.tracing():
+                tf.saved_model.save(module, str(saved), signatures={
+                    TEXT_SIGNATURE: module.serve_text.get_concrete_function(),
+                    IDS_SIGNATURE: module.serve_ids.get_concrete_function(),
+                })
         texts = list(warmup_texts or DEFAULT_WARMUP_TEXTS)
         inputs = {"text": texts}
         if pairs:

@@ -116,6 +116,12 @@ class BertClassifier(keras.Model):
         texts, None when unknown (models saved before this was recorded).
         Evaluation, prediction and export read it and refuse input of the
         other kind.
+      lora_rank: train low-rank adapters of this rank instead of the encoder
+        (`keras_bert_ft.lora.enable_lora`: the encoder frozen, the factors and
+        the head trained); None (default) for no LoRA.
+      lora_alpha, lora_targets, lora_base_model: the LoRA scale numerator, the
+        projections adapted (default `lora.DEFAULT_TARGETS`) and the base
+        model's name for adapter files.
     """
 
     def __init__(
@@ -137,6 +143,10 @@ class BertClassifier(keras.Model):
         truncation: str = "longest_first",
         pairs: bool | None = None,
         head: str | None = None,
+        lora_rank: int | None = None,
+        lora_alpha: float = 16,
+        lora_targets: Sequence[str] | None = None,
+        lora_base_model: str | None = None,
         name: str = "bert_classifier",
         **kwargs,
     ):
@@ -204,6 +214,13 @@ class BertClassifier(keras.Model):
         self.pairs = None if pairs is None else bool(pairs)
         self.train_encoder_layers = None
         self.set_encoder_trainable(train_encoder_layers)
+        if lora_rank is not None:
+            from keras_bert_ft import lora
+
+            if train_encoder_layers is not None:
+                raise ValueError("lora_rank freezes the encoder; leave train_encoder_layers unset")
+            lora.enable_lora(self, lora_rank, lora_alpha, lora_targets or lora.DEFAULT_TARGETS,
+                             lora_base_model)
 
     # ------------------------------------------------------------------ freezing
     def encoder_layer_groups(self) -> list[list[keras.layers.Layer]]:
@@ -369,8 +386,19 @@ class BertClassifier(keras.Model):
             "max_length": self.max_length,
             "truncation": self.truncation,
             "pairs": self.pairs,
+            **self._lora_config(),
             "name": self.name,
         }
+
+    def _lora_config(self) -> dict:
+        # Only LoRA models carry these keys, so other configs are as before.
+        from keras_bert_ft.lora import lora_settings
+
+        settings = lora_settings(self)
+        if settings is None:
+            return {}
+        return {"lora_rank": settings.rank, "lora_alpha": settings.alpha,
+                "lora_targets": list(settings.targets), "lora_base_model": settings.base_model}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

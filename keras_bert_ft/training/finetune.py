@@ -23,6 +23,7 @@ import tensorflow as tf
 from keras_bert_ft.atomic import atomic_write
 from keras_bert_ft.data.pipeline import dataset_from
 from keras_bert_ft.data.readers import TextDataset
+from keras_bert_ft.lora import DEFAULT_TARGETS
 from keras_bert_ft.reports import ClassificationReport
 from keras_bert_ft.training.runs import describe_run, finish_run, prepare_output_dir
 from keras_bert_ft.training.strategies import get_strategy, is_chief, set_precision
@@ -45,6 +46,9 @@ class FinetuneSettings:
     dropout: float = 0.1
     binary_sigmoid: bool = False
     train_encoder_layers: int | None = None  # None all, 0 frozen encoder, N top N
+    lora_rank: int | None = None  # LoRA adapters of this rank instead of the encoder
+    lora_alpha: float = 16.0
+    lora_targets: tuple[str, ...] = DEFAULT_TARGETS
     layer_decay: float | None = None
     learning_rate: float = 5e-5
     batch_size: int = 32
@@ -69,6 +73,7 @@ class FinetuneSettings:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["hidden_units"] = list(self.hidden_units)
+        d["lora_targets"] = list(self.lora_targets)
         return d
 
 
@@ -109,6 +114,10 @@ def build_classifier(settings: FinetuneSettings, label_names, strategy=None,
             max_length=settings.max_length,
             truncation=settings.truncation,
             pairs=pairs,
+            lora_rank=settings.lora_rank,
+            lora_alpha=settings.lora_alpha,
+            lora_targets=settings.lora_targets,
+            lora_base_model=settings.model,
         )
     return model, tokenizer
 
@@ -169,7 +178,8 @@ def finetune(
     training starts), `checkpoints/` (one per epoch, resumed from
     automatically), `logs/` (TensorBoard), `model.keras` (without optimizer),
     `labels.json`, `settings.json` and `report/` (metrics.json, report.txt,
-    confusion_matrix.png).
+    confusion_matrix.png); with `settings.lora_rank`, also `adapter.npz` (the
+    LoRA factors and head alone, `keras_bert_ft.lora.load_adapter`).
 
     A rerun into the same output directory resumes only the same run: the same
     data, labels, model, tokenizer, packing, head and optimisation settings
@@ -198,7 +208,7 @@ def finetune(
     log(
         f"Model: {s.model} ({model.encoder.count_params():,} encoder parameters, "
         f"{sum(int(np.prod(v.shape)) for v in model.trainable_weights):,} trainable), "
-        f"pooling={s.pooling}, fine-tune={_mode(s.train_encoder_layers)}, "
+        f"pooling={s.pooling}, fine-tune={_mode(s.train_encoder_layers, s.lora_rank)}, "
         f"strategy={type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)"
     )
     kw = dict(max_length=s.max_length, truncation=s.truncation, batch_size=s.batch_size)
@@ -256,6 +266,10 @@ def finetune(
             shutil.rmtree(write_dir, ignore_errors=True)
     if out is not None and chief:
         train.label_vocab.save(out / "labels.json")
+        if s.lora_rank is not None:
+            from keras_bert_ft.lora import ADAPTER_FILE, save_adapter
+
+            save_adapter(model, out / ADAPTER_FILE)
         atomic_write(out / "settings.json", json.dumps(s.to_dict(), indent=2) + "\n")
         if report is not None:
             report.save(out / "report", extra={"settings": s.to_dict(),
@@ -271,7 +285,9 @@ def finetune(
     )
 
 
-def _mode(train_encoder_layers: int | None) -> str:
+def _mode(train_encoder_layers: int | None, lora_rank: int | None = None) -> str:
+    if lora_rank is not None:
+        return f"LoRA rank {lora_rank}"
     if train_encoder_layers is None:
         return "all layers"
     if train_encoder_layers == 0:

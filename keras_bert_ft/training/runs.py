@@ -7,11 +7,12 @@ content, not file names), the label vocabulary, the pretrained model, the
 tokenizer (vocabulary hash and settings), the packing (max_length,
 truncation, pairs), the head, and the optimisation settings (learning rate,
 batch size, warm-up, weight decay, clipping, layer decay, class weights,
-seed, precision). It leaves out what only says how long or how a run goes:
-epochs (a rerun with more epochs resumes and continues; the learning-rate
-schedule is stretched to the new total from the step reached), early stopping
-and its monitor, the strategy, jit_compile, verbosity, the test set (only
-evaluated at the end) and the output directory itself.
+seed, precision) and, for LoRA runs, the rank, alpha and targets. It leaves
+out what only says how long or how a run goes: epochs (a rerun with more
+epochs resumes and continues; the learning-rate schedule is stretched to the
+new total from the step reached), early stopping and its monitor, the
+strategy, jit_compile, verbosity, the test set (only evaluated at the end)
+and the output directory itself.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ PREVIOUS_RUN = "previous-run"
 RUN_FORMAT = 1
 # Everything `finetune` writes into an output directory; set aside together.
 RUN_ENTRIES = ("checkpoints", "model.keras", "labels.json", "settings.json", "report", "logs",
-               RUN_FILE)  # fmt: skip
+               RUN_FILE, "adapter.npz")  # fmt: skip
 _FIX = (
     "pass --no-resume (resume=False) to start over in this directory, "
     "or choose another --output-dir"
@@ -106,6 +107,10 @@ def describe_run(
             "precision": s.precision,
         },
     }
+    if s.lora_rank is not None:
+        # Only LoRA runs have this entry, so the identities of other runs are unchanged.
+        identity["lora"] = {"rank": s.lora_rank, "alpha": s.lora_alpha,
+                            "targets": list(s.lora_targets)}
     return json.loads(json.dumps(identity))  # tuples to lists: compares equal to a reread
 
 
