@@ -638,6 +638,9 @@ def _multi_labels(
     ]
     if label_vocab is None:
         seen = {name for names in lists for name in names}
+        if not allow_empty and not all(lists):  # name the empty row before counting labels
+            multi_hot(LabelVocabulary(tuple(sorted(seen)) or ("",)), lists, source=path,
+                      lines=lines, column=column, unit=unit)  # fmt: skip
         if len(seen) < 2:
             raise DataError(
                 f"the label column {column_name!r} has {len(seen)} distinct labels in all "
