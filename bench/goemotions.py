@@ -80,7 +80,7 @@ def spread(values: list[float]) -> str:
             f"(min {min(values):.4f}, max {max(values):.4f}, {len(values)} seeds)")  # fmt: skip
 
 
-def summarise(out: Path, command: str, key: dict) -> None:
+def summarise(out: Path, command: str, key: dict, note: str = "") -> None:
     records = []
     for path in sorted(out.glob("goemotions_seed*.json")):
         r = json.loads(path.read_text())
@@ -95,6 +95,7 @@ def summarise(out: Path, command: str, key: dict) -> None:
         "Protocol: train on train (43,410 comments), choose each label's threshold on dev "
         "(5,426; the threshold maximising that label's F1), report test (5,427) once. "
         "Nothing was chosen by its test score.", "",
+        *([f"Note: {note}", ""] if note else []),
         f"- budget: {key['epochs']} epochs, max_length {key['max_length']}, batch "
         f"{key['batch_size']}, lr {key['learning_rate']:g}, length bucketing on, mean pooling, "
         "sigmoid head, binary cross-entropy",
@@ -137,6 +138,8 @@ def main() -> int:
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--save-dir", help="keep each seed's run (model.keras, report/) here")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--note", default="",
+                   help="a sentence on how this run was made, printed in the result")
     p.add_argument("--summarise-only", action="store_true",
                    help="rewrite goemotions.md from the seed records, train nothing")
     args = p.parse_args()
@@ -150,9 +153,10 @@ def main() -> int:
         for seed in args.seeds:
             record = run_seed(args, seed)
             record["command"] = command
+            record["note"] = args.note
             (out / f"goemotions_seed{seed}.json").write_text(json.dumps(record, indent=2) + "\n")
-            summarise(out, command, key)
-    summarise(out, command, key)
+            summarise(out, command, key, args.note)
+    summarise(out, command, key, args.note)
     return 0
 
 

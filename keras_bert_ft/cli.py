@@ -157,8 +157,9 @@ def add_data_options(p: argparse.ArgumentParser, *, training: bool = True) -> No
     """Where the data comes from: a registered data set or files with a column mapping."""
     g = p.add_argument_group("data")
     files = "--train" if training else "--data"
-    g.add_argument("--dataset", help="a registered data set (sst2, sms_spam, snli, mrpc, imdb), "
-                   f"read from $KBF_DATA_DIR, the cache, or downloaded; or give {files}")
+    g.add_argument("--dataset", help="a registered data set (sst2, sms_spam, snli, mrpc, imdb, "
+                   f"goemotions), read from $KBF_DATA_DIR, the cache, or downloaded; or give "
+                   f"{files}")
     if training:
         g.add_argument("--train", help="training file (.csv, .tsv or .jsonl); or give --dataset")
         g.add_argument("--train-split", default="train",

@@ -109,7 +109,7 @@ def test_csv_with_a_separator_jsonl_with_lists_and_0_1_columns(tmp_path):
     ("json.csv", 'text,label\nhi,joy\nno,"[""joy"", love]"\n', {}, (3, 2), "not a valid JSON"),
     ("flags.csv", "text,joy,love\nhi,1,0\nno,0,2\n", {"label_columns": ["joy", "love"]},
      (3, 3), "holds '2'"),
-    ("nested.jsonl", '{"text": "a", "label": ["joy", ["x"]]}\n', {}, (1, None), "not a label"),
+    ("nested.jsonl", '{"text": "a", "label": ["joy", ["x"]]}\n', {}, (1, "'label'"), "not a label"),
 ])  # fmt: skip
 def test_bad_multi_label_input_names_file_line_and_column(tmp_path, name, content, kwargs,
                                                           where, what):
@@ -130,6 +130,20 @@ def test_empty_label_rows_are_allowed_when_asked(tmp_path):
     (tmp_path / "e.csv").write_text("text,label\nhi,joy\nno,\nyes,love\n")
     data = read_csv(tmp_path / "e.csv", multi_label=True, allow_empty_labels=True)
     assert data.labels.tolist() == [[1, 0], [0, 0], [0, 1]]
+
+
+def test_multi_label_data_splits_by_each_rows_rarest_label():
+    from keras_bert_ft.data import TextDataset, stratified_split
+    from keras_bert_ft.data.splits import rarest_label
+
+    labels = np.array([[1, 0, 0]] * 16 + [[1, 1, 0]] * 4 + [[0, 0, 0]] * 4, dtype=np.float32)
+    assert rarest_label(labels[[0, 16, 20]]).tolist() == [0, 1, -1]
+    data = TextDataset([f"t{i}" for i in range(24)], None, labels, LabelVocabulary(("a", "b", "c")))
+    parts = stratified_split(data, {"train": 0.75, "validation": 0.25}, seed=0)
+    assert len(parts["train"]) + len(parts["validation"]) == 24
+    # Each stratum (a only, a+b, none) is cut 3:1.
+    assert parts["validation"].labels[:, 1].sum() == 1
+    assert (parts["validation"].labels.sum(axis=1) == 0).sum() == 1
 
 
 def test_goemotions_registry_entry():

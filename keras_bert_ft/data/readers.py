@@ -436,9 +436,11 @@ def read_jsonl(
                 )
             values[role].append(record[key])
         lines.append(line)
+    # JSON has no column numbers once parsed: multi-label errors name the label's key.
+    columns = {"label": repr(label_column)} if multi_label else None
     return from_columns(
         values, lines, roles, path=str(path), label_vocab=label_vocab, multi_label=multi_label,
-        label_separator=label_separator, allow_empty_labels=allow_empty_labels,
+        label_separator=label_separator, allow_empty_labels=allow_empty_labels, columns=columns,
     )  # fmt: skip
 
 
@@ -564,7 +566,7 @@ def from_columns(
     *,
     path: str,
     label_vocab: LabelVocabulary | None,
-    columns: dict[str, int] | None = None,
+    columns: dict[str, int | str] | None = None,
     unit: str = "line",
     multi_label: bool = False,
     label_separator: str = "|",
