@@ -88,6 +88,7 @@ def summarise(out: Path, command: str, key: dict, note: str = "") -> None:
             records.append(r)
     if not records:
         return
+    command = records[-1].get("command", command)  # --summarise-only: the runs' own command
     lines = [
         "# GoEmotions multi-label benchmark (all-MiniLM-L6-v2)", "",
         f"Command: `{command}` (one process per seed; each seed's record is "

@@ -482,8 +482,10 @@ def train_command(args) -> int:
         print(f"\nReport on the {'test' if test is not None else 'validation'} set:")
         print(result.report.to_text())
     if result.output_dir is not None:
-        print(f"\nSaved: {result.output_dir}/model.keras, report/ (metrics.json, report.txt, "
-              "confusion_matrix.png), logs/ (TensorBoard), checkpoints/")  # fmt: skip
+        report_files = ("metrics.json, report.txt, threshold_0.5_*" if train.is_multi_label
+                        else "metrics.json, report.txt, confusion_matrix.png")
+        print(f"\nSaved: {result.output_dir}/model.keras, report/ ({report_files}), "
+              "logs/ (TensorBoard), checkpoints/")  # fmt: skip
     return 0
 
 
