@@ -157,8 +157,9 @@ def add_data_options(p: argparse.ArgumentParser, *, training: bool = True) -> No
     """Where the data comes from: a registered data set or files with a column mapping."""
     g = p.add_argument_group("data")
     files = "--train" if training else "--data"
-    g.add_argument("--dataset", help="a registered data set (sst2, sms_spam, snli, mrpc, imdb), "
-                   f"read from $KBF_DATA_DIR, the cache, or downloaded; or give {files}")
+    g.add_argument("--dataset", help="a registered data set (sst2, sms_spam, snli, mrpc, imdb, "
+                   f"goemotions), read from $KBF_DATA_DIR, the cache, or downloaded; or give "
+                   f"{files}")
     if training:
         g.add_argument("--train", help="training file (.csv, .tsv or .jsonl); or give --dataset")
         g.add_argument("--train-split", default="train",
@@ -187,6 +188,25 @@ def add_data_options(p: argparse.ArgumentParser, *, training: bool = True) -> No
                    help="label column name or index (default %(default)s)")
     g.add_argument("--no-header", action="store_true",
                    help="CSV/TSV files have no header row (use column indices)")  # fmt: skip
+    add_multi_label_options(g, training=training)
+
+
+def add_multi_label_options(g, *, training: bool) -> None:
+    """Multi-label data: several labels per row, in one column or one 0/1 column each."""
+    if training:
+        g.add_argument("--multi-label", action="store_true",
+                       help="each row may have several labels: the label column holds them "
+                       "joined by --label-separator, or as a JSON list (JSONL: a list); trains "
+                       "one sigmoid per label (default: one label per row)")  # fmt: skip
+    g.add_argument("--label-separator", default="|",
+                   help="separator of the labels in a multi-label CSV/TSV cell (default "
+                   "%(default)s)")  # fmt: skip
+    g.add_argument("--label-columns", type=lambda v: [c.strip() for c in v.split(",")],
+                   help="multi-label CSV/TSV data with one 0/1 column per label: the columns, "
+                   "comma-separated; each column's name is its label (default: none)")
+    g.add_argument("--allow-empty-labels", action="store_true",
+                   help="multi-label rows may have no label at all (default: such a row is an "
+                   "error)")  # fmt: skip
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -256,6 +276,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output-dir", default="runs/latest",
                    help="checkpoints, TensorBoard logs, model.keras, report (default "
                    "%(default)s)")  # fmt: skip
+    g.add_argument("--no-tune-thresholds", action="store_true", default=not s.tune_thresholds,
+                   help="multi-label: keep 0.5 for every label instead of choosing each "
+                   "label's threshold on the validation data (max F1) (default: tune)")
     g.add_argument("--no-resume", action="store_true", default=not s.resume,
                    help="start over even if --output-dir holds checkpoints")
 
@@ -368,12 +391,23 @@ def check_fits_model(model, is_pair: bool, source: str, model_path: str) -> None
 # --------------------------------------------------------------------------- data
 
 
-def _read(path: str, args, label_vocab=None):
+def _read(path: str, args, label_vocab=None, multi_label: bool | None = None):
     from keras_bert_ft.data import read_file
 
     kwargs = {"label_vocab": label_vocab}
-    if Path(path).suffix.lower() in (".csv", ".tsv") and args.no_header:
+    delimited = Path(path).suffix.lower() in (".csv", ".tsv")
+    if delimited and args.no_header:
         kwargs["header"] = False
+    multi = getattr(args, "multi_label", False) if multi_label is None else multi_label
+    if args.label_columns:
+        if not delimited:
+            raise CLIError(f"--label-columns goes with CSV/TSV files, not {path}")
+        kwargs["label_columns"] = [_column(c) for c in args.label_columns]
+    elif multi:
+        kwargs.update(multi_label=True)
+    if multi or args.label_columns:
+        kwargs.update(label_separator=args.label_separator,
+                      allow_empty_labels=args.allow_empty_labels)
     return read_file(path, args.text_column, args.pair_column, args.label_column, **kwargs)
 
 
@@ -447,6 +481,7 @@ def settings_from_args(args):
         class_weight=args.class_weight, precision=args.precision, strategy=args.strategy,
         seed=args.seed, early_stopping_patience=args.early_stopping, monitor=args.monitor,
         output_dir=args.output_dir, resume=not args.no_resume, **lora,
+        tune_thresholds=not args.no_tune_thresholds,
     )  # fmt: skip
 
 
@@ -482,8 +517,10 @@ def train_command(args) -> int:
         print(f"\nReport on the {'test' if test is not None else 'validation'} set:")
         print(result.report.to_text())
     if result.output_dir is not None:
-        print(f"\nSaved: {result.output_dir}/model.keras, report/ (metrics.json, report.txt, "
-              "confusion_matrix.png), logs/ (TensorBoard), checkpoints/")  # fmt: skip
+        report_files = ("metrics.json, report.txt, threshold_0.5_*" if train.is_multi_label
+                        else "metrics.json, report.txt, confusion_matrix.png")
+        print(f"\nSaved: {result.output_dir}/model.keras, report/ ({report_files}), "
+              "logs/ (TensorBoard), checkpoints/")  # fmt: skip
     return 0
 
 
@@ -519,7 +556,13 @@ def _relabel(ds, vocab):
 
     if ds is None:
         return None
-    labels = vocab.encode(ds.label_vocab.decode(ds.labels), source=ds.source)
+    if ds.is_multi_label:
+        from keras_bert_ft.data.labels import decode_multi_hot, multi_hot
+
+        labels = multi_hot(vocab, decode_multi_hot(ds.label_vocab, ds.labels), source=ds.source,
+                           allow_empty=True)  # fmt: skip
+    else:
+        labels = vocab.encode(ds.label_vocab.decode(ds.labels), source=ds.source)
     return TextDataset(ds.texts, ds.pairs, labels, vocab, ds.source)
 
 
@@ -535,7 +578,7 @@ def evaluate_command(args) -> int:
     vocab = LabelVocabulary(model.label_names)
     if args.data:
         check_fits_model(model, args.pair_column is not None, args.data, args.model_path)
-        data = _read(args.data, args, vocab)
+        data = _read(args.data, args, vocab, multi_label=model.head_type == "multi_label")
     else:
         splits = _registry(args.dataset)
         if args.split not in splits:
@@ -543,12 +586,23 @@ def evaluate_command(args) -> int:
         data = splits[args.split]
         check_fits_model(model, data.is_pair, f"{args.dataset} ({args.split})", args.model_path)
         data = _relabel(data, vocab)
+    if data.is_multi_label != (model.head_type == "multi_label"):
+        kind = "several labels per row" if model.head_type == "multi_label" else "one label per row"
+        raise CLIError(f"{args.model_path} predicts {kind}, but {data.source} has "
+                       f"{'several labels' if data.is_multi_label else 'one label'} per row")
     print(_describe("evaluate", data))
     features = dataset_from(
         TextDataset(data.texts, data.pairs, None, None), model.tokenizer,
         max_length=model.max_length, truncation=model.truncation, batch_size=args.batch_size,
     )  # fmt: skip
-    report = evaluate_report(model, features, data.labels, model.label_names)
+    if model.head_type == "multi_label":
+        from keras_bert_ft.reports import multilabel_report
+
+        scores = model.predict(features, verbose=0)
+        report = multilabel_report(data.labels, scores, model.label_names,
+                                   model.decision_thresholds())  # fmt: skip
+    else:
+        report = evaluate_report(model, features, data.labels, model.label_names)
     print(report.to_text())
     if args.output_dir:
         report.save(args.output_dir, extra={"model": str(args.model_path), "data": data.source})

@@ -12,6 +12,12 @@ an existing version is never replaced. The SavedModel has two signatures:
 - `serve_ids`: `input_word_ids`, `input_mask`, `input_type_ids` (int32, 2-D).
 
 Both return `probabilities` (the model's scores), `label_id` and `label`.
+A multi-label head returns `probabilities` (one sigmoid score per label),
+`label_mask` (int64 [rows, labels], 1 where the score reaches the label's
+threshold) and `labels` (string [rows, labels]: each row's labels above
+threshold, in label order, padded with empty strings); the per-label
+thresholds (the model's tuned ones, else 0.5) are constants of the graph and
+are listed in `assets/thresholds.txt`.
 `assets/` holds `vocab.txt` and `labels.txt`; `assets.extra/` holds
 `tf_serving_warmup_requests` (PredictionLog records TF Serving runs at load).
 
@@ -62,7 +68,8 @@ class ServingModule(tf.Module):
     """The classifier, its in-graph tokenizer and label names, with serving signatures."""
 
     def __init__(self, model, serving_tokenizer: ServingTokenizer, label_names: Sequence[str],
-                 pairs: bool, assets: dict[str, str], precision: str = "float32") -> None:
+                 pairs: bool, assets: dict[str, str], precision: str = "float32",
+                 thresholds: Sequence[float] | None = None) -> None:
         super().__init__(name="keras_bert_ft_serving")
         # Track the weights, not the Keras model: tracking the model would save its
         # optimizer slots, iteration counter and metric variables too. A partial is
@@ -82,8 +89,13 @@ class ServingModule(tf.Module):
         self.num_outputs = int(model.outputs[0].shape[-1])
         self.binary = self.num_outputs == 1
         self.label_names = tf.constant(list(label_names), tf.string)
+        # Multi-label heads: per-label thresholds (None for single-label heads).
+        self.thresholds = (None if thresholds is None
+                           else tf.constant(list(thresholds), tf.float32))
         self.vocab_asset = tf.saved_model.Asset(assets["vocab.txt"])
         self.labels_asset = tf.saved_model.Asset(assets["labels.txt"])
+        if "thresholds.txt" in assets:
+            self.thresholds_asset = tf.saved_model.Asset(assets["thresholds.txt"])
         text = tf.TensorSpec([None], tf.string, name="text")
         if pairs:
             pair = tf.TensorSpec([None], tf.string, name="text_pair")
@@ -114,12 +126,24 @@ class ServingModule(tf.Module):
             batch > 0,
             lambda: tf.cast(self._run_model(inputs), tf.float32),
             lambda: tf.zeros([0, self.num_outputs], tf.float32))
+        if self.thresholds is not None:
+            return multi_label_outputs(scores, self.thresholds, self.label_names)
         if self.binary:
             label_id = tf.cast(scores[:, 0] >= 0.5, tf.int64)
         else:
             label_id = tf.argmax(scores, axis=-1)
         return {"probabilities": scores, "label_id": label_id,
                 "label": tf.gather(self.label_names, label_id)}
+
+
+def multi_label_outputs(scores: tf.Tensor, thresholds: tf.Tensor,
+                        label_names: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The multi-label answer: scores, a 0/1 mask per label, and each row's label names
+    above threshold (left-aligned, padded with "" to one column per label)."""
+    on = scores >= thresholds
+    rows = tf.ragged.boolean_mask(tf.broadcast_to(label_names, tf.shape(scores)), on)
+    labels = rows.to_tensor(default_value="", shape=tf.shape(scores, out_type=tf.int64))
+    return {"probabilities": scores, "label_mask": tf.cast(on, tf.int64), "labels": labels}
 
 
 @contextlib.contextmanager
@@ -240,7 +264,9 @@ def export_for_serving(
 
     Args:
         model: a Keras model taking the three id inputs (e.g. `BertClassifier`)
-            and returning class scores (softmax, or one sigmoid unit).
+            and returning class scores (softmax, one sigmoid unit, or a
+            multi-label head: one sigmoid per label, cut at the model's
+            `decision_thresholds()`).
         tokenizer: the training tokenizer; defaults to `model.tokenizer`.
         export_dir: the model's base path (`saved_models/<name>`).
         version: the version number; default one more than the highest there.
@@ -262,8 +288,9 @@ def export_for_serving(
             probabilities within about 1e-2 of float32's.
     """
     head = getattr(model, "head_type", "softmax")
-    if head not in ("softmax", "binary"):
+    if head not in ("softmax", "binary", "multi_label"):
         raise ValueError(f"serving exports classify: a {head!r} head is not supported")
+    thresholds = model.decision_thresholds().tolist() if head == "multi_label" else None
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if tokenizer_ops not in TOKENIZER_OPS:
@@ -291,6 +318,12 @@ def export_for_serving(
         staging.mkdir()
         (staging / "vocab.txt").write_text("\n".join(tokenizer.get_vocab()) + "\n", "utf-8")
         (staging / "labels.txt").write_text("\n".join(names) + "\n", "utf-8")
+        asset_names = ["vocab.txt", "labels.txt"]
+        if thresholds is not None:
+            (staging / "thresholds.txt").write_text(
+                "".join(f"{n}\t{t:.9g}\n" for n, t in zip(names, thresholds, strict=True)),
+                "utf-8")
+            asset_names.append("thresholds.txt")
         serving_tokenizer = in_graph_tokenizer(tokenizer, tokenizer_ops, max_length,
                                                truncation, staging / "vocab.txt")
         saved = tmp / "model"
@@ -299,7 +332,8 @@ def export_for_serving(
         with merged_lora(model):
             module = ServingModule(
                 model, serving_tokenizer, names, pairs,
-                {name: str(staging / name) for name in ("vocab.txt", "labels.txt")}, precision)
+                {name: str(staging / name) for name in asset_names}, precision,
+                thresholds=thresholds)
             with module.tracing():
                 tf.saved_model.save(module, str(saved), signatures={
                     TEXT_SIGNATURE: module.serve_text.get_concrete_function(),

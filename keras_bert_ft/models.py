@@ -109,6 +109,10 @@ class BertClassifier(keras.Model):
         (only the head trains); N trains the top N transformer layers (and the
         pooler) and freezes the embeddings and all lower layers.
       label_names: class names in index order, kept with the model.
+      thresholds: multi-label only: one decision threshold per label (tuned on
+        validation data, see `keras_bert_ft.training.thresholds`); None means
+        0.5 for every label. Kept in the config, so `predict_labels`, saved
+        models and exports use them.
       tokenizer: a `WordPieceTokenizer`; its settings and vocabulary are saved
         with the model.
       max_length, truncation: how texts are encoded for this model.
@@ -147,6 +151,7 @@ class BertClassifier(keras.Model):
         lora_alpha: float = 16,
         lora_targets: Sequence[str] | None = None,
         lora_base_model: str | None = None,
+        thresholds: Sequence[float] | None = None,
         name: str = "bert_classifier",
         **kwargs,
     ):
@@ -221,6 +226,29 @@ class BertClassifier(keras.Model):
                 raise ValueError("lora_rank freezes the encoder; leave train_encoder_layers unset")
             lora.enable_lora(self, lora_rank, lora_alpha, lora_targets or lora.DEFAULT_TARGETS,
                              lora_base_model)
+        self.thresholds = None
+        if thresholds is not None:
+            self.set_thresholds(thresholds)
+
+    def set_thresholds(self, thresholds: Sequence[float] | None) -> None:
+        """Set the per-label decision thresholds of a multi-label head (None: 0.5 each)."""
+        if thresholds is None:
+            self.thresholds = None
+            return
+        if self.head_type != "multi_label":
+            raise ValueError("thresholds are for multi-label heads only")
+        values = tuple(float(t) for t in np.asarray(thresholds, dtype=np.float32).ravel())
+        if len(values) != self.num_classes:
+            raise ValueError(f"{len(values)} thresholds for {self.num_classes} labels")
+        if not all(0.0 <= t <= 1.0 for t in values):
+            raise ValueError("thresholds must lie in [0, 1]")
+        self.thresholds = values
+
+    def decision_thresholds(self) -> np.ndarray:
+        """The multi-label decision thresholds as float32 [num_classes] (0.5 when unset)."""
+        if self.thresholds is None:
+            return np.full(self.num_classes, 0.5, dtype=np.float32)
+        return np.asarray(self.thresholds, dtype=np.float32)
 
     # ------------------------------------------------------------------ freezing
     def encoder_layer_groups(self) -> list[list[keras.layers.Layer]]:
@@ -337,7 +365,8 @@ class BertClassifier(keras.Model):
         if self.head_type == "regression":
             return scores[:, 0].tolist()
         if self.head_type == "multi_label":
-            return [[self._name(j) for j in np.flatnonzero(row >= 0.5)] for row in scores]
+            cut = self.decision_thresholds()
+            return [[self._name(j) for j in np.flatnonzero(row >= cut)] for row in scores]
         return [self._name(i) for i in predictions_to_classes(scores)]
 
     def _check_pairs(self, pairs) -> None:
@@ -365,7 +394,9 @@ class BertClassifier(keras.Model):
         return {
             "softmax": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             "binary": [keras.metrics.BinaryAccuracy(name="accuracy")],
-            "multi_label": [keras.metrics.BinaryAccuracy(name="accuracy")],
+            "multi_label": [keras.metrics.BinaryAccuracy(name="accuracy"),
+                            keras.metrics.F1Score(average="micro", threshold=0.5,
+                                                  name="micro_f1")],
             "regression": [keras.metrics.MeanAbsoluteError(name="mae")],
         }[self.head_type]
 
@@ -387,6 +418,7 @@ class BertClassifier(keras.Model):
             "truncation": self.truncation,
             "pairs": self.pairs,
             **self._lora_config(),
+            "thresholds": None if self.thresholds is None else list(self.thresholds),
             "name": self.name,
         }
 

@@ -229,3 +229,179 @@ def plot_confusion_matrix(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)
+
+
+# --------------------------------------------------------------------------- multi-label
+
+
+@dataclass
+class MultiLabelReport:
+    """Metrics of one multi-label evaluation; build it with `multilabel_report`.
+
+    Per label: precision, recall, F1 and support (rows with the label).
+    Micro averages pool every (row, label) decision; macro averages are the
+    mean over labels. Subset accuracy counts rows whose whole label set is
+    right; Hamming loss is the fraction of wrong (row, label) decisions.
+    """
+
+    label_names: list[str]
+    true_positives: np.ndarray
+    predicted: np.ndarray
+    support: np.ndarray
+    num_examples: int
+    exact_matches: int
+    wrong_decisions: int
+    thresholds: np.ndarray
+
+    @property
+    def precision(self) -> np.ndarray:
+        return _safe_div(self.true_positives, self.predicted)
+
+    @property
+    def recall(self) -> np.ndarray:
+        return _safe_div(self.true_positives, self.support)
+
+    @property
+    def f1(self) -> np.ndarray:
+        return _safe_div(2 * self.true_positives, self.predicted + self.support)
+
+    @property
+    def micro_precision(self) -> float:
+        return float(_safe_div(self.true_positives.sum(), self.predicted.sum()))
+
+    @property
+    def micro_recall(self) -> float:
+        return float(_safe_div(self.true_positives.sum(), self.support.sum()))
+
+    @property
+    def micro_f1(self) -> float:
+        return float(_safe_div(2 * self.true_positives.sum(),
+                               self.predicted.sum() + self.support.sum()))  # fmt: skip
+
+    @property
+    def macro_precision(self) -> float:
+        return float(self.precision.mean())
+
+    @property
+    def macro_recall(self) -> float:
+        return float(self.recall.mean())
+
+    @property
+    def macro_f1(self) -> float:
+        return float(self.f1.mean())
+
+    @property
+    def subset_accuracy(self) -> float:
+        return self.exact_matches / self.num_examples if self.num_examples else 0.0
+
+    @property
+    def hamming_loss(self) -> float:
+        cells = self.num_examples * len(self.label_names)
+        return self.wrong_decisions / cells if cells else 0.0
+
+    def to_dict(self) -> dict:
+        """Every metric as plain Python numbers, ready for JSON."""
+        return {
+            "multi_label": True,
+            "num_examples": self.num_examples,
+            "micro_f1": self.micro_f1,
+            "micro_precision": self.micro_precision,
+            "micro_recall": self.micro_recall,
+            "macro_f1": self.macro_f1,
+            "macro_precision": self.macro_precision,
+            "macro_recall": self.macro_recall,
+            "subset_accuracy": self.subset_accuracy,
+            "hamming_loss": self.hamming_loss,
+            "per_class": {
+                name: {
+                    "precision": float(self.precision[i]),
+                    "recall": float(self.recall[i]),
+                    "f1": float(self.f1[i]),
+                    "support": int(self.support[i]),
+                    "threshold": float(self.thresholds[i]),
+                }
+                for i, name in enumerate(self.label_names)
+            },
+            "labels": list(self.label_names),
+        }
+
+    def to_text(self, digits: int = 4) -> str:
+        """The per-label table (with each label's threshold) and the summary lines."""
+        w = max(14, *(len(n) for n in self.label_names))
+        rows = [f"{'':>{w}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>8}  "
+                f"{'threshold':>9}"]  # fmt: skip
+        p, r, f = self.precision, self.recall, self.f1
+        for i, name in enumerate(self.label_names):
+            rows.append(
+                f"{name:>{w}}  {p[i]:>9.{digits}f}  {r[i]:>9.{digits}f}  {f[i]:>9.{digits}f}  "
+                f"{int(self.support[i]):>8}  {float(self.thresholds[i]):>9.{digits}f}"
+            )
+        total = int(self.support.sum())
+        rows += [
+            "",
+            f"{'micro avg':>{w}}  {self.micro_precision:>9.{digits}f}  "
+            f"{self.micro_recall:>9.{digits}f}  {self.micro_f1:>9.{digits}f}  {total:>8}",
+            f"{'macro avg':>{w}}  {self.macro_precision:>9.{digits}f}  "
+            f"{self.macro_recall:>9.{digits}f}  {self.macro_f1:>9.{digits}f}  {total:>8}",
+            f"{'subset accuracy':>{w}}  {'':>9}  {'':>9}  {self.subset_accuracy:>9.{digits}f}  "
+            f"{self.num_examples:>8}",
+            f"{'hamming loss':>{w}}  {'':>9}  {'':>9}  {self.hamming_loss:>9.{digits}f}  "
+            f"{self.num_examples:>8}",
+        ]
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def save_json(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write `to_dict()` (plus `extra`) as JSON, atomically."""
+        payload = self.to_dict()
+        if extra:
+            payload = {**extra, **payload}
+        return atomic_write(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+    def save(
+        self, directory: str | os.PathLike, prefix: str = "", extra: dict | None = None
+    ) -> dict[str, Path]:
+        """Write metrics.json and report.txt into `directory` (no confusion matrix:
+        labels are not exclusive)."""
+        d = Path(directory)
+        return {
+            "json": self.save_json(d / f"{prefix}metrics.json", extra=extra),
+            "text": atomic_write(d / f"{prefix}report.txt", self.to_text() + "\n"),
+        }
+
+
+def multilabel_report(
+    y_true,
+    scores,
+    label_names: Sequence[str] | None = None,
+    thresholds: Sequence[float] | np.ndarray | float = 0.5,
+) -> MultiLabelReport:
+    """Metrics for 0/1 targets [n, k] against sigmoid scores [n, k].
+
+    Label j is predicted where `scores[:, j] >= thresholds[j]` (one number
+    applies to every label). Pass 0/1 predictions as `scores` to report them as
+    they are.
+    """
+    y_true = np.asarray(y_true) > 0.5
+    scores = np.asarray(scores, dtype=np.float64)
+    if y_true.ndim != 2 or y_true.shape != scores.shape:
+        raise ValueError(f"targets {y_true.shape} and scores {scores.shape} must both be "
+                         "[rows, labels]")  # fmt: skip
+    k = y_true.shape[1]
+    cut = np.broadcast_to(np.asarray(thresholds, dtype=np.float32), (k,)).astype(np.float32)
+    pred = scores.astype(np.float32) >= cut
+    names = list(label_names) if label_names is not None else [str(i) for i in range(k)]
+    if len(names) != k:
+        raise ValueError(f"{len(names)} label names for {k} labels")
+    return MultiLabelReport(
+        label_names=names,
+        true_positives=(pred & y_true).sum(axis=0).astype(np.float64),
+        predicted=pred.sum(axis=0).astype(np.float64),
+        support=y_true.sum(axis=0).astype(np.float64),
+        num_examples=len(y_true),
+        exact_matches=int((pred == y_true).all(axis=1).sum()),
+        wrong_decisions=int((pred != y_true).sum()),
+        thresholds=cut.copy(),
+    )

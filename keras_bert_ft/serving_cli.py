@@ -210,13 +210,17 @@ def _write_predictions(args, classifier, texts, pairs, result) -> None:
         str(i) for i in range(result["probabilities"].shape[1])]
     if result["probabilities"].shape[1] == 1:  # one sigmoid unit: the score of label 1
         names = names[1:2]
+    # A multi-label export gives each row a list of labels: "|"-joined in CSV.
+    multi = "labels" in result
+    label_header = "labels" if multi else "label"
+    shown = ["|".join(row) for row in result["labels"]] if multi else result["label"]
 
     def write_csv(out) -> None:
         writer = csv.writer(out)
-        writer.writerow(["text"] + (["text_pair"] if pairs else []) + ["label"]
+        writer.writerow(["text"] + (["text_pair"] if pairs else []) + [label_header]
                         + [f"p_{n}" for n in names])
         for i, text in enumerate(texts):
-            writer.writerow([text] + ([pairs[i]] if pairs else []) + [result["label"][i]]
+            writer.writerow([text] + ([pairs[i]] if pairs else []) + [shown[i]]
                             + [f"{p:.6f}" for p in result["probabilities"][i]])
 
     if args.output:
@@ -227,4 +231,5 @@ def _write_predictions(args, classifier, texts, pairs, result) -> None:
     else:
         for i in range(len(texts)):
             scores = dict(zip(names, map(float, result["probabilities"][i]), strict=True))
-            print(json.dumps({"label": result["label"][i], "probabilities": scores}))
+            answer = result["labels"][i] if multi else result["label"][i]
+            print(json.dumps({label_header: answer, "probabilities": scores}))

@@ -86,10 +86,15 @@ class ExportedClassifier:
             raise ValueError(f"{self.path}: the SavedModel cannot be loaded ({reason})") from None
         labels = self.path / "assets" / "labels.txt"
         self.label_names = labels.read_text("utf-8").split("\n")[:-1] if labels.is_file() else None
+        # A multi-label export answers with `label_mask` and `labels` instead of `label`.
+        self.multi_label = "label_mask" in self._fn.structured_outputs
 
     def predict(self, texts: Sequence[str] | str, pairs: Sequence[str] | str | None = None,
                 batch_size: int = 64) -> dict[str, np.ndarray]:
         """`probabilities`, `label_id` and `label` (str) for each text (or pair).
+
+        From a multi-label export: `probabilities`, `label_mask` and `labels`,
+        each row's list of label names above its threshold.
 
         A bare string is one text. Raises `ValueError` for pairs given to a
         single-text export, none given to a pair export, or a count mismatch.
@@ -116,7 +121,12 @@ class ExportedClassifier:
             args = {name: tf.constant([], tf.string) for name in self.inputs}
             parts = {name: [value.numpy()] for name, value in self._fn(**args).items()}
         out = {name: np.concatenate(values) for name, values in parts.items()}
-        out["label"] = np.asarray([b.decode("utf-8") for b in out["label"]], dtype=object)
+        if self.multi_label:
+            labels = np.empty(len(out["labels"]), dtype=object)
+            labels[:] = [[b.decode("utf-8") for b in row if b] for row in out["labels"]]
+            out["labels"] = labels
+        else:
+            out["label"] = np.asarray([b.decode("utf-8") for b in out["label"]], dtype=object)
         return out
 
 

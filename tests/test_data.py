@@ -484,7 +484,7 @@ def test_lookup_order_local_then_cache(tmp_path, monkeypatch):
     assert load_dataset("sst2", "train", download=False).texts[0] == "from cache"
     sst2_dir(local, "from local")
     assert load_dataset("sst2", "train", download=False).texts[0] == "from local"
-    with pytest.raises(KeyError, match="known: imdb, mrpc, sms_spam, snli, sst2"):
+    with pytest.raises(KeyError, match="known: goemotions, imdb, mrpc, sms_spam, snli, sst2"):
         load_dataset("glue")
     with pytest.raises(KeyError, match="has no split 'test'"):
         load_dataset("sst2", "test", download=False)

@@ -128,3 +128,93 @@ class LabelVocabulary:
     @classmethod
     def load(cls, path: str | os.PathLike) -> LabelVocabulary:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- multi-label
+
+
+def split_label_list(
+    value: object,
+    *,
+    separator: str = "|",
+    source: str | None = None,
+    line: int | None = None,
+    column: int | None = None,
+    unit: str = "line",
+) -> list[str]:
+    """The label names of one multi-label cell.
+
+    A list (from JSONL or a DataFrame) is taken as it is; a string is either a
+    JSON list (it starts with "[") or names joined by `separator`. A missing
+    value is an empty list. Each name is normalised with `label_to_str`;
+    duplicates are dropped. A malformed JSON list or a list item that is not
+    a scalar raises `DataError` naming where.
+    """
+    where = dict(path=source, line=line, column=column, unit=unit)
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise DataError(
+                f"the label list {value.strip()!r} is not a valid JSON list ({e.msg})",
+                hint='write it like ["joy", "love"], or join the labels with '
+                f"{separator!r}", **where,
+            ) from None
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(value)
+        for item in items:
+            if isinstance(item, (list, tuple, dict)):
+                raise DataError(
+                    f"the label list holds {item!r}, not a label name",
+                    hint="a label list holds names or numbers only", **where,
+                )
+    else:
+        text = label_to_str(value)
+        if text is None:
+            return []
+        items = text.split(separator) if separator else [text]
+    names = [label_to_str(item) for item in items]
+    return list(dict.fromkeys(n for n in names if n is not None))
+
+
+def multi_hot(
+    vocab: LabelVocabulary,
+    label_lists: Sequence[Sequence[str]],
+    *,
+    source: str | None = None,
+    lines: Sequence[int] | None = None,
+    column: int | None = None,
+    unit: str = "line",
+    allow_empty: bool = False,
+) -> np.ndarray:
+    """Map each row's label names to a float32 0/1 row over `vocab` ([n, len(vocab)]).
+
+    A name not in `vocab` raises `DataError` naming the row; so does a row
+    with no labels unless `allow_empty`.
+    """
+    out = np.zeros((len(label_lists), len(vocab)), dtype=np.float32)
+    for i, names in enumerate(label_lists):
+        where = dict(path=source, line=None if lines is None else lines[i], column=column,
+                     unit=unit)  # fmt: skip
+        if not names and not allow_empty:
+            raise DataError(
+                "the row has no labels",
+                hint="give every row at least one label, or allow rows without labels "
+                "(allow_empty_labels=True, --allow-empty-labels)", **where,
+            )
+        for name in names:
+            j = vocab._index.get(name)
+            if j is None:
+                raise DataError(
+                    f"unknown label {name!r}; the model knows {len(vocab)} labels: "
+                    f"{', '.join(vocab.names)}",
+                    hint="use one of the known labels, or retrain the model with this label",
+                    **where,
+                )
+            out[i, j] = 1.0
+    return out
+
+
+def decode_multi_hot(vocab: LabelVocabulary, rows: np.ndarray) -> list[list[str]]:
+    """The label names of each 0/1 row."""
+    return [[vocab.names[j] for j in np.flatnonzero(np.asarray(row) > 0.5)] for row in rows]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_bert_ft.data.errors import DataError
-from keras_bert_ft.data.labels import LabelVocabulary, label_to_str
+from keras_bert_ft.data.labels import LabelVocabulary, label_to_str, multi_hot, split_label_list
 
 Column = str | int
 
@@ -36,7 +36,8 @@ class TextDataset:
     """Texts (and optional second texts of a pair) with int32 class indices.
 
     `labels` is None for unlabelled data (prediction); otherwise `labels[i]`
-    indexes `label_vocab.names`.
+    indexes `label_vocab.names`. Multi-label data holds a float32 0/1 matrix
+    instead, `labels[i, j] == 1` when row i has label j.
     """
 
     texts: list[str]
@@ -64,6 +65,10 @@ class TextDataset:
         return self.pairs is not None
 
     @property
+    def is_multi_label(self) -> bool:
+        return self.labels is not None and self.labels.ndim == 2
+
+    @property
     def num_classes(self) -> int:
         return 0 if self.label_vocab is None else len(self.label_vocab)
 
@@ -71,7 +76,10 @@ class TextDataset:
         """Number of rows per label name, in vocabulary order."""
         if self.labels is None or self.label_vocab is None:
             return {}
-        counts = np.bincount(self.labels, minlength=len(self.label_vocab))
+        if self.is_multi_label:
+            counts = self.labels.sum(axis=0).astype(np.int64)
+        else:
+            counts = np.bincount(self.labels, minlength=len(self.label_vocab))
         return {name: int(c) for name, c in zip(self.label_vocab.names, counts, strict=True)}
 
     def subset(self, indices: Sequence[int] | np.ndarray, source: str | None = None) -> TextDataset:
@@ -211,13 +219,27 @@ def read_delimited(
     delimiter: str = ",",
     quoting: str = "minimal",
     header: bool = True,
+    label_columns: Sequence[Column] | None = None,
+    multi_label: bool = False,
+    label_separator: str = "|",
+    allow_empty_labels: bool = False,
 ) -> TextDataset:
     """Read a delimited text file; see `read_csv` and `read_tsv`."""
     columns, rows = iter_delimited(path, delimiter=delimiter, quoting=quoting, header=header)
+    if label_columns is not None:
+        label_column, multi_label = None, True
     roles = {"text": text_column, "pair": pair_column, "label": label_column}
     index = {r: _column_index(c, columns, path, r) for r, c in roles.items() if c is not None}
+    flags = {}  # one 0/1 column per label: label name -> column index
+    for c in label_columns or ():
+        i = _column_index(c, columns, path, "label")
+        flags[columns[i] if columns is not None else str(c)] = i
+    if label_columns is not None and len(flags) < 2:
+        raise DataError("multi-label data needs at least two label columns", path=path,
+                        hint="name every 0/1 label column")  # fmt: skip
     width = None if columns is None else len(columns)
     values: dict[str, list] = {r: [] for r in index}
+    flag_values: list[list[str]] = []
     lines: list[int] = []
     for line, fields in rows:
         if width is None:
@@ -234,9 +256,10 @@ def read_delimited(
                     else ", or use quoting='none' if quotes are literal text"
                 ),
             )
-        if max(index.values()) >= len(fields):
+        highest = max([*index.values(), *flags.values()])
+        if highest >= len(fields):
             raise DataError(
-                f"the row has {len(fields)} fields, too few for column index {max(index.values())}",
+                f"the row has {len(fields)} fields, too few for column index {highest}",
                 path=path,
                 line=line,
                 hint="check the column mapping",
@@ -244,6 +267,8 @@ def read_delimited(
         lines.append(line)
         for role, i in index.items():
             values[role].append(fields[i])
+        if flags:
+            flag_values.append([fields[i] for i in flags.values()])
     if not lines:
         raise DataError(
             "the file has a header but no data rows",
@@ -251,9 +276,56 @@ def read_delimited(
             hint="point to a file with data rows",
         )
     columns_1based = {r: i + 1 for r, i in index.items()}
+    if flags:
+        return _with_flag_labels(
+            from_columns(values, lines, roles, path=str(path), label_vocab=None,
+                         columns=columns_1based),
+            flags, flag_values, lines, path=str(path), label_vocab=label_vocab,
+            allow_empty=allow_empty_labels,
+        )  # fmt: skip
     return from_columns(
-        values, lines, roles, path=str(path), label_vocab=label_vocab, columns=columns_1based
-    )
+        values, lines, roles, path=str(path), label_vocab=label_vocab, columns=columns_1based,
+        multi_label=multi_label, label_separator=label_separator,
+        allow_empty_labels=allow_empty_labels,
+    )  # fmt: skip
+
+
+def _with_flag_labels(
+    data: TextDataset,
+    flags: dict[str, int],
+    flag_values: list[list[str]],
+    lines: list[int],
+    *,
+    path: str,
+    label_vocab: LabelVocabulary | None,
+    allow_empty: bool,
+) -> TextDataset:
+    """Attach labels read from one 0/1 column per label (the column names are the labels)."""
+    names = list(flags)
+    vocab = label_vocab or LabelVocabulary(tuple(names))
+    for name in names:
+        if name not in vocab:
+            raise DataError(
+                f"label column {name!r} is not a label of the model ({', '.join(vocab.names)})",
+                path=path, line=1, column=flags[name] + 1,
+                hint="name the label columns after the model's labels",
+            )  # fmt: skip
+    lists = []
+    for row, line in zip(flag_values, lines, strict=True):
+        on = []
+        for name, value in zip(names, row, strict=True):
+            value = value.strip()
+            if value not in ("0", "1"):
+                raise DataError(
+                    f"label column {name!r} holds {value!r}; a 0/1 label column holds 0 or 1",
+                    path=path, line=line, column=flags[name] + 1,
+                    hint="write 1 where the row has the label and 0 where it does not",
+                )  # fmt: skip
+            if value == "1":
+                on.append(name)
+        lists.append(on)
+    labels = multi_hot(vocab, lists, source=path, lines=lines, allow_empty=allow_empty)
+    return TextDataset(data.texts, data.pairs, labels, vocab, source=path)
 
 
 def read_csv(
@@ -265,16 +337,28 @@ def read_csv(
     label_vocab: LabelVocabulary | None = None,
     header: bool = True,
     quoting: str = "minimal",
+    label_columns: Sequence[Column] | None = None,
+    multi_label: bool = False,
+    label_separator: str = "|",
+    allow_empty_labels: bool = False,
 ) -> TextDataset:
     """Read a comma-separated file with standard double-quote quoting.
 
     Columns are names from the header row, or 0-based indices with
     `header=False`. Pass the model's `label_vocab` when reading evaluation
     data so that labels map to the trained classes (unknown labels are errors).
+
+    Multi-label data: with `multi_label=True` the label column holds several
+    labels joined by `label_separator` (or a JSON list such as
+    `["joy", "love"]`); with `label_columns=[...]` each named column holds
+    0 or 1 for the label it is named after. A row without labels is an
+    error unless `allow_empty_labels`.
     """
     return read_delimited(
         path, text_column, pair_column, label_column,
         label_vocab=label_vocab, delimiter=",", quoting=quoting, header=header,
+        label_columns=label_columns, multi_label=multi_label, label_separator=label_separator,
+        allow_empty_labels=allow_empty_labels,
     )  # fmt: skip
 
 
@@ -287,11 +371,17 @@ def read_tsv(
     label_vocab: LabelVocabulary | None = None,
     header: bool = True,
     quoting: str = "none",
+    label_columns: Sequence[Column] | None = None,
+    multi_label: bool = False,
+    label_separator: str = "|",
+    allow_empty_labels: bool = False,
 ) -> TextDataset:
     """Read a tab-separated file. Quotes are literal text by default (as in GLUE)."""
     return read_delimited(
         path, text_column, pair_column, label_column,
         label_vocab=label_vocab, delimiter="\t", quoting=quoting, header=header,
+        label_columns=label_columns, multi_label=multi_label, label_separator=label_separator,
+        allow_empty_labels=allow_empty_labels,
     )  # fmt: skip
 
 
@@ -302,8 +392,15 @@ def read_jsonl(
     label_column: str | None = "label",
     *,
     label_vocab: LabelVocabulary | None = None,
+    multi_label: bool = False,
+    label_separator: str = "|",
+    allow_empty_labels: bool = False,
 ) -> TextDataset:
-    """Read JSON Lines: one JSON object per line, with the mapped keys."""
+    """Read JSON Lines: one JSON object per line, with the mapped keys.
+
+    With `multi_label=True` the label field is a JSON list of labels (a
+    string is split at `label_separator`).
+    """
     text = read_text(path)
     roles = {"text": text_column, "pair": pair_column, "label": label_column}
     keys = {r: k for r, k in roles.items() if k is not None}
@@ -339,7 +436,12 @@ def read_jsonl(
                 )
             values[role].append(record[key])
         lines.append(line)
-    return from_columns(values, lines, roles, path=str(path), label_vocab=label_vocab)
+    # JSON has no column numbers once parsed: multi-label errors name the label's key.
+    columns = {"label": repr(label_column)} if multi_label else None
+    return from_columns(
+        values, lines, roles, path=str(path), label_vocab=label_vocab, multi_label=multi_label,
+        label_separator=label_separator, allow_empty_labels=allow_empty_labels, columns=columns,
+    )  # fmt: skip
 
 
 def read_dataframe(
@@ -350,6 +452,9 @@ def read_dataframe(
     *,
     label_vocab: LabelVocabulary | None = None,
     name: str = "DataFrame",
+    multi_label: bool = False,
+    label_separator: str = "|",
+    allow_empty_labels: bool = False,
 ) -> TextDataset:
     """Read a pandas DataFrame. Errors name the row by its index label."""
     roles = {"text": text_column, "pair": pair_column, "label": label_column}
@@ -368,8 +473,10 @@ def read_dataframe(
     if len(df) == 0:
         raise DataError("the DataFrame has no rows", path=name, hint="pass a DataFrame with data")
     return from_columns(
-        values, list(df.index), roles, path=name, label_vocab=label_vocab, unit="index"
-    )
+        values, list(df.index), roles, path=name, label_vocab=label_vocab, unit="index",
+        multi_label=multi_label, label_separator=label_separator,
+        allow_empty_labels=allow_empty_labels,
+    )  # fmt: skip
 
 
 def read_file(path: str | os.PathLike, *args, **kwargs) -> TextDataset:
@@ -459,8 +566,11 @@ def from_columns(
     *,
     path: str,
     label_vocab: LabelVocabulary | None,
-    columns: dict[str, int] | None = None,
+    columns: dict[str, int | str] | None = None,
     unit: str = "line",
+    multi_label: bool = False,
+    label_separator: str = "|",
+    allow_empty_labels: bool = False,
 ) -> TextDataset:
     """Validate raw column values and build a `TextDataset`.
 
@@ -469,7 +579,8 @@ def from_columns(
     error messages; `roles` gives the column names to mention in them.
     Without `label_vocab` the vocabulary is built from the labels, and a
     single class or a mix of integer and text labels is an error; with it,
-    unknown labels are errors.
+    unknown labels are errors. With `multi_label` each label value is a
+    list of labels (see `split_label_list`) and the labels are a 0/1 matrix.
     """
     columns = columns or {}
     if not lines:
@@ -483,7 +594,12 @@ def from_columns(
             values["pair"], lines, "text pair", roles["pair"], path, columns.get("pair"), unit
         )
     labels = None
-    if "label" in values:
+    if "label" in values and multi_label:
+        labels, label_vocab = _multi_labels(
+            values["label"], lines, roles["label"], path, columns.get("label"), unit,
+            label_vocab, label_separator, allow_empty_labels,
+        )  # fmt: skip
+    elif "label" in values:
         raw = [label_to_str(v) for v in values["label"]]
         for value, line in zip(raw, lines, strict=True):
             if value is None:
@@ -512,3 +628,30 @@ def from_columns(
     return TextDataset(
         texts=texts, pairs=pairs, labels=labels, label_vocab=label_vocab, source=path
     )
+
+
+def _multi_labels(
+    values: list, lines: list, column_name, path: str, column: int | None, unit: str,
+    label_vocab: LabelVocabulary | None, separator: str, allow_empty: bool,
+) -> tuple[np.ndarray, LabelVocabulary]:
+    lists = [
+        split_label_list(v, separator=separator, source=path, line=line, column=column, unit=unit)
+        for v, line in zip(values, lines, strict=True)
+    ]
+    if label_vocab is None:
+        seen = {name for names in lists for name in names}
+        if not allow_empty and not all(lists):  # name the empty row before counting labels
+            multi_hot(LabelVocabulary(tuple(sorted(seen)) or ("",)), lists, source=path,
+                      lines=lines, column=column, unit=unit)  # fmt: skip
+        if len(seen) < 2:
+            raise DataError(
+                f"the label column {column_name!r} has {len(seen)} distinct labels in all "
+                f"{len(lists)} rows",
+                path=path,
+                hint="multi-label data needs at least two labels: check the label column "
+                f"and the separator ({separator!r})",
+            )
+        label_vocab = LabelVocabulary.from_values(seen)
+    labels = multi_hot(label_vocab, lists, source=path, lines=lines, column=column, unit=unit,
+                       allow_empty=allow_empty)  # fmt: skip
+    return labels, label_vocab

@@ -1,4 +1,4 @@
-"""The dataset registry: sst2, sms_spam, snli, mrpc and imdb.
+"""The dataset registry: sst2, sms_spam, snli, mrpc, imdb and goemotions.
 
 `load_dataset(name)` looks for the files in this order, like
 `tensorflow_datasets` and `keras.datasets` do:
@@ -262,6 +262,39 @@ def _parse_imdb(root: Path) -> dict[str, TextDataset]:
     }
 
 
+# --------------------------------------------------------------------------- GoEmotions
+
+_GOEMOTIONS_SPLITS = (("train", "train.tsv"), ("validation", "dev.tsv"), ("test", "test.tsv"))
+
+
+_GOEMOTIONS_LABELS = (
+    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
+    "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
+    "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism",
+    "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
+)  # fmt: skip
+
+
+def _parse_goemotions(root: Path) -> dict[str, TextDataset]:
+    # Rows are "text<TAB>comma-separated label ids<TAB>comment id", no header;
+    # id i is the i-th name (labels.txt or emotions.txt, when present, must agree).
+    # Every row has at least one label.
+    names = _GOEMOTIONS_LABELS
+    for listing in ("labels.txt", "emotions.txt"):
+        if (root / listing).exists():
+            found = tuple(n.strip() for n in _read_lines(root / listing) if n.strip())
+            if found != names:
+                raise DataError(f"the label names differ from GoEmotions' 28 ({found[:3]}...)",
+                                path=root / listing, hint="use the original label list")
+    ids = LabelVocabulary(tuple(str(i) for i in range(len(names))))
+    out = {}
+    for split, filename in _GOEMOTIONS_SPLITS:
+        ds = read_tsv(root / filename, 0, label_column=1, header=False, label_vocab=ids,
+                      multi_label=True, label_separator=",")  # fmt: skip
+        out[split] = _rename_labels(ds, names)
+    return out
+
+
 # --------------------------------------------------------------------------- registry
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -359,6 +392,23 @@ register_dataset(DatasetSpec(
     layout="aclImdb/{train,test}/{pos,neg}/*.txt",
     locate=lambda base: _first_dir(base, ("aclImdb",), ("train/pos", "train/neg", "test/pos")),
     parse=_parse_imdb,
+))  # fmt: skip
+
+register_dataset(DatasetSpec(
+    name="goemotions",
+    description="GoEmotions (Demszky et al. 2020): Reddit comments, 28 labels (27 emotions + "
+    "neutral), multi-label; train 43,410 / validation (dev) 5,426 / test 5,427",
+    homepage="https://github.com/google-research/google-research/tree/master/goemotions",
+    files=tuple(
+        RemoteFile("https://raw.githubusercontent.com/google-research/google-research/master/"
+                   f"goemotions/data/{f}", f)
+        for f in ("train.tsv", "dev.tsv", "test.tsv", "emotions.txt")
+    ),
+    label_names=_GOEMOTIONS_LABELS,
+    text_pair=False,
+    layout="train.tsv, dev.tsv, test.tsv ('text<TAB>label ids<TAB>id', no header)",
+    locate=lambda base: _first_dir(base, ("data",), ("train.tsv", "dev.tsv", "test.tsv")),
+    parse=_parse_goemotions,
 ))  # fmt: skip
 
 

@@ -31,6 +31,8 @@ def split_indices(
             f"split fractions must be non-negative and sum to 1, got {dict(fractions)}"
         )
     rng = np.random.default_rng(seed)
+    if labels is not None and np.ndim(labels) == 2:
+        labels = rarest_label(labels)
     groups = (
         [np.arange(n)]
         if labels is None
@@ -47,6 +49,15 @@ def split_indices(
             parts[name].append(members[start:stop])
             start = stop
     return {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
+
+
+def rarest_label(multi_hot: np.ndarray) -> np.ndarray:
+    """Per row of a 0/1 label matrix, its rarest label (-1 for none): the stratum of a
+    multi-label row, so that rare labels reach every split."""
+    on = np.asarray(multi_hot) > 0.5
+    counts = on.sum(axis=0)
+    rank = np.where(on, counts[None, :], np.iinfo(np.int64).max)
+    return np.where(on.any(axis=1), rank.argmin(axis=1), -1)
 
 
 def stratified_split(

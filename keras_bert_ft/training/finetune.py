@@ -24,9 +24,10 @@ from keras_bert_ft.atomic import atomic_write
 from keras_bert_ft.data.pipeline import dataset_from
 from keras_bert_ft.data.readers import TextDataset
 from keras_bert_ft.lora import DEFAULT_TARGETS
-from keras_bert_ft.reports import ClassificationReport
+from keras_bert_ft.reports import ClassificationReport, MultiLabelReport, multilabel_report
 from keras_bert_ft.training.runs import describe_run, finish_run, prepare_output_dir
 from keras_bert_ft.training.strategies import get_strategy, is_chief, set_precision
+from keras_bert_ft.training.thresholds import tune_thresholds
 from keras_bert_ft.training.trainer import (
     compile_classifier,
     evaluate_report,
@@ -62,6 +63,7 @@ class FinetuneSettings:
     precision: str = "float32"
     strategy: str = "auto"
     seed: int = 0
+    tune_thresholds: bool = True  # multi-label: per-label thresholds chosen on validation
     early_stopping_patience: int | None = None
     monitor: str = "val_accuracy"
     output_dir: str | None = None
@@ -85,10 +87,13 @@ class FinetuneResult:
     train_seconds: float
     train_examples_seen: int
     output_dir: Path | None
+    # Multi-label: the same evaluation at a 0.5 threshold for every label, beside
+    # `report` (which uses the tuned thresholds).
+    report_at_half: MultiLabelReport | None = None
 
 
 def build_classifier(settings: FinetuneSettings, label_names, strategy=None,
-                     pairs: bool | None = None):
+                     pairs: bool | None = None, multi_label: bool = False):
     """Load the pretrained encoder and wrap it in a compiled-ready `BertClassifier`.
 
     `pairs` records whether the model classifies sentence pairs.
@@ -108,6 +113,7 @@ def build_classifier(settings: FinetuneSettings, label_names, strategy=None,
             hidden_units=settings.hidden_units,
             dropout=settings.dropout,
             binary_sigmoid=settings.binary_sigmoid,
+            multi_label=multi_label,
             train_encoder_layers=settings.train_encoder_layers,
             label_names=list(label_names),
             tokenizer=tokenizer,
@@ -200,7 +206,10 @@ def finetune(
     out = Path(s.output_dir) if s.output_dir else None
     label_names = train.label_vocab.names
 
-    model, tokenizer = build_classifier(s, label_names, strategy, pairs=train.is_pair)
+    if train.is_multi_label and s.class_weight is not None:
+        raise ValueError("class_weight is for single-label data; multi-label data has none")
+    model, tokenizer = build_classifier(s, label_names, strategy, pairs=train.is_pair,
+                                        multi_label=train.is_multi_label)  # fmt: skip
     if out is not None:
         # Before anything is written: refuse another run's directory untouched.
         identity = describe_run(s, train, validation, tokenizer)
@@ -253,9 +262,13 @@ def finetune(
     log(f"Trained in {seconds:.1f} s ({steps_run * s.batch_size / max(seconds, 1e-9):.1f} "
         "examples/s)")  # fmt: skip
 
-    report = None
+    report = report_at_half = None
     eval_set = test if test is not None else validation
-    if eval_set is not None:
+    if train.is_multi_label:
+        report, report_at_half = evaluate_multilabel(
+            model, tokenizer, validation if s.tune_thresholds else None, eval_set, kw, log=log
+        )
+    elif eval_set is not None:
         features = dataset_from(
             TextDataset(eval_set.texts, eval_set.pairs, None, None), tokenizer, **kw
         )
@@ -274,6 +287,9 @@ def finetune(
         if report is not None:
             report.save(out / "report", extra={"settings": s.to_dict(),
                                                "evaluated_on": eval_set.source})  # fmt: skip
+        if report_at_half is not None:
+            report_at_half.save(out / "report", prefix="threshold_0.5_",
+                                extra={"evaluated_on": eval_set.source})  # fmt: skip
         finish_run(out, log=log)
     return FinetuneResult(
         model=model,
@@ -282,7 +298,33 @@ def finetune(
         train_seconds=seconds,
         train_examples_seen=steps_run * s.batch_size,
         output_dir=out,
+        report_at_half=report_at_half,
     )
+
+
+def evaluate_multilabel(model, tokenizer, validation: TextDataset | None,
+                        eval_set: TextDataset | None, encode_kw: dict, log=print):
+    """Tune `model`'s per-label thresholds on `validation` (when given; they are set on
+    the model), then report on `eval_set` with them and with 0.5 for every label."""
+    def scores_of(data: TextDataset) -> np.ndarray:
+        features = dataset_from(TextDataset(data.texts, data.pairs, None, None), tokenizer,
+                                **encode_kw)  # fmt: skip
+        return np.asarray(model.predict(features, verbose=0))
+
+    if validation is not None:
+        model.set_thresholds(tune_thresholds(scores_of(validation), validation.labels))
+        log("Thresholds tuned on validation data (max F1 per label): "
+            + ", ".join(f"{n} {t:.2f}" for n, t in zip(model.label_names,
+                                                       model.thresholds, strict=True)))
+    if eval_set is None:
+        return None, None
+    if eval_set is validation:
+        log("Warning: reporting on the validation data the thresholds were tuned on "
+            "(no test data): the tuned figures are optimistic")
+    scores = scores_of(eval_set)
+    names = model.label_names
+    return (multilabel_report(eval_set.labels, scores, names, model.decision_thresholds()),
+            multilabel_report(eval_set.labels, scores, names, 0.5))
 
 
 def _mode(train_encoder_layers: int | None, lora_rank: int | None = None) -> str:

@@ -55,7 +55,10 @@ def data_fingerprint(data: TextDataset) -> dict:
     labels = None
     if data.labels is not None and data.label_vocab is not None:
         names = data.label_vocab.names
-        labels = [names[int(i)] for i in data.labels]
+        if data.labels.ndim == 2:  # multi-label: each row's list of names
+            labels = [[names[j] for j in row.nonzero()[0]] for row in data.labels]
+        else:
+            labels = [names[int(i)] for i in data.labels]
     content = json.dumps({"texts": list(data.texts), "pairs": data.pairs, "labels": labels})
     return {
         "rows": len(data),
