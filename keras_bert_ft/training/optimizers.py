@@ -35,6 +35,13 @@ class AdamW(keras.optimizers.AdamW):
     ops per variable, the schedule re-evaluated for every decayed variable)
     dominated the update. `fused=False` keeps Keras' own update (the reference).
     The optimizer variables (iterations, momentums, velocities) are the same.
+
+    `gradient_accumulation_steps` N (Keras' own argument) sums the gradients of N
+    batches and applies their mean once: N batches of B train like one batch of
+    N * B. Keras then reads a schedule at its micro-step counter; here the
+    schedule reads `iterations`, the count of applied updates, so warm-up and
+    decay are measured in updates whatever N is. Clipping applies to the
+    averaged gradient, and layer-wise factors and weight decay to the update.
     """
 
     def __init__(
@@ -58,6 +65,25 @@ class AdamW(keras.optimizers.AdamW):
     def set_lr_multipliers(self, pairs: Iterable[tuple[keras.Variable, float]]) -> None:
         """Set the per-variable learning-rate factors (1.0 for variables not listed)."""
         self._lr_factors = {self._var_key(v): float(f) for v, f in pairs if float(f) != 1.0}
+
+    def _get_current_learning_rate(self):
+        # Keras evaluates a schedule at `_iterations`, which with gradient
+        # accumulation counts batches; `iterations` counts applied updates (the
+        # same number without accumulation).
+        if isinstance(self._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            return self._learning_rate(self.iterations)
+        return super()._get_current_learning_rate()
+
+    def _clip_gradients(self, grads):
+        # An embedding's gradient comes as IndexedSlices with one row per token
+        # occurrence; Keras' norms sum the squares of those rows, not of the summed
+        # gradient, so a token seen twice counts wrongly. Densify first (the update
+        # densifies them anyway): the clip then sees the true gradient, the same
+        # as after gradient accumulation, which sums into dense accumulators.
+        if self.clipnorm or self.global_clipnorm or self.clipvalue:
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                     for g in grads]  # fmt: skip
+        return super()._clip_gradients(grads)
 
     def _uses_fused_update(self) -> bool:
         return self.fused and not self.amsgrad
@@ -148,13 +174,18 @@ def create_optimizer(
     end_learning_rate: float = 0.0,
     lr_multipliers: Iterable[tuple[keras.Variable, float]] | None = None,
     epsilon: float = 1e-6,
+    accumulate_steps: int = 1,
 ) -> AdamW:
-    """AdamW with `WarmupLinearDecay` over `total_steps` (warm-up: `warmup_ratio` of them).
+    """AdamW with `WarmupLinearDecay` over the updates of `total_steps` training batches
+    (warm-up: `warmup_ratio` of them).
 
     `clipnorm` clips the global gradient norm (None: no clipping).
+    `accumulate_steps` N > 1 applies one update per N batches, with their mean
+    gradient: the schedule then spans `total_steps // N` updates.
     """
+    updates = schedule_updates(total_steps, accumulate_steps)
     schedule = WarmupLinearDecay(
-        learning_rate, total_steps, round(warmup_ratio * total_steps), end_learning_rate
+        learning_rate, updates, round(warmup_ratio * updates), end_learning_rate
     )
     return AdamW(
         learning_rate=schedule,
@@ -162,4 +193,13 @@ def create_optimizer(
         epsilon=epsilon,
         global_clipnorm=clipnorm,
         lr_multipliers=lr_multipliers,
+        gradient_accumulation_steps=accumulate_steps if accumulate_steps > 1 else None,
     )
+
+
+def schedule_updates(total_steps: int, accumulate_steps: int = 1) -> int:
+    """How many updates `total_steps` batches apply with `accumulate_steps` per update
+    (at least 1; batches left over at the end stay in the accumulators)."""
+    if accumulate_steps < 1:
+        raise ValueError(f"accumulate_steps must be at least 1, got {accumulate_steps}")
+    return max(1, int(total_steps) // int(accumulate_steps))
