@@ -99,11 +99,18 @@ class AdamW(keras.optimizers.AdamW):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if not self._uses_fused_update():
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        # The scalars every variable's update shares, once per step (cast for variables
-        # that are not float32).
+        self._step_scalars = self._shared_step_scalars(learning_rate)
+        try:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        finally:
+            self._step_scalars = None
+
+    def _shared_step_scalars(self, learning_rate) -> dict:
+        # The scalars every variable's fused update shares, once per step (cast for
+        # variables that are not float32).
         lr = tf.cast(learning_rate, tf.float32)
         step = tf.cast(self.iterations + 1, tf.float32)
-        self._step_scalars = {
+        return {
             "lr": lr,
             "beta_1_power": tf.pow(tf.constant(self.beta_1, tf.float32), step),
             "beta_2_power": tf.pow(tf.constant(self.beta_2, tf.float32), step),
@@ -113,10 +120,64 @@ class AdamW(keras.optimizers.AdamW):
             "beta_2": tf.constant(self.beta_2, tf.float32),
             "epsilon": tf.constant(self.epsilon, tf.float32),
         }
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        if not self.gradient_accumulation_steps:
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        # Keras' own accumulation puts the update, with its cross-replica sync points,
+        # inside a `cond`, which tf.distribute cannot run in `fit` ("merge_call called
+        # while defining a new graph"). Here every sync point runs on every batch, and
+        # the condition sits inside each variable's update function instead.
+        steps = self.gradient_accumulation_steps
+        is_update = tf.equal((self._iterations + 1) % steps, 0)
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                 for g in grads]  # fmt: skip
+        grads = [g for g, _ in self._all_reduce_sum_gradients(
+            list(zip(grads, trainable_variables, strict=True)))]  # fmt: skip
+        accumulators = [_tf_variable(self._accumulated_gradients[self._get_variable_index(v)])
+                        for v in trainable_variables]  # fmt: skip
+        totals = [a.read_value() + tf.cast(g, a.dtype)
+                  for a, g in zip(accumulators, grads, strict=True)]  # fmt: skip
+        # Clipping sees the mean over the N batches (and over replicas): the gradient
+        # of one batch of N * B.
+        means = self._clip_gradients([t / steps for t in totals])
+        learning_rate = self.learning_rate
+        keep = tf.cast(tf.logical_not(is_update), tf.float32)
+        variables = [_tf_variable(v) for v in trainable_variables]
+
+        def update_if_due(var, grad):
+            def update():
+                self._decay_and_update(grad, var, learning_rate)
+                return tf.constant(True)
+
+            return tf.cond(is_update, update, lambda: tf.constant(False))
+
+        def apply_everywhere(distribution, means, totals):
+            for var, grad in zip(variables, means, strict=True):
+                distribution.extended.update(var, update_if_due, args=(grad,), group=False)
+            for acc, total in zip(accumulators, totals, strict=True):
+                distribution.extended.update(
+                    acc, lambda a, t: a.assign(t * tf.cast(keep, a.dtype)), args=(total,),
+                    group=False)  # fmt: skip
+
+        if self._uses_fused_update():
+            self._step_scalars = self._shared_step_scalars(learning_rate)
         try:
-            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+            tf.__internal__.distribute.interim.maybe_merge_call(
+                apply_everywhere, self._distribution_strategy, means, totals)
         finally:
             self._step_scalars = None
+
+    def _decay_and_update(self, gradient, variable, learning_rate) -> None:
+        # One variable's applied update under accumulation. The fused update and
+        # variables with a factor decay inside `update_step`; the rest as Keras'
+        # `_apply_weight_decay` does it.
+        unfused_plain = (self._step_scalars is None
+                         and self._var_key(variable) not in self._lr_factors)  # fmt: skip
+        if unfused_plain and self.weight_decay and self._use_weight_decay(variable):
+            lr = tf.cast(learning_rate, variable.dtype)
+            variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * lr)
+        self.update_step(gradient, variable, learning_rate)
 
     def update_step(self, gradient, variable, learning_rate):
         factor = self._lr_factors.get(self._var_key(variable))
