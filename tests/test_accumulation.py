@@ -4,6 +4,7 @@ gradient, and the same holds under a 2-device MirroredStrategy."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -108,3 +109,11 @@ def test_mirrored_two_devices_with_accumulation_equals_one_big_batch(tmp_path):
     assert len(single.files) == len(mirrored.files) > 0
     for key in single.files:
         np.testing.assert_allclose(mirrored[key], single[key], rtol=1e-5, atol=1e-6)
+
+
+def test_runs_recorded_before_accumulation_resume_as_one_step(tmp_path):
+    from keras_bert_ft.training.runs import RUN_FORMAT, read_run
+
+    record = {"format": RUN_FORMAT, "identity": {"training": {"batch_size": 32}}}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    assert read_run(tmp_path)["training"] == {"batch_size": 32, "accumulate_steps": 1}
