@@ -108,18 +108,25 @@ def served_models(root: str | os.PathLike) -> dict[str, str]:
 def write_serving_config(
     export_dir: str | os.PathLike,
     batching: BatchingParameters | None = None,
+    *,
+    server_root: str | None = None,
 ) -> tuple[Path, Path]:
     """Write `models.config` and `batching_parameters.txt` into the parent of
     `export_dir` (a model's base folder, `saved_models/<name>`), atomically.
 
-    The model list holds every exported model under that parent, this one included;
-    base paths are absolute (TF Serving resolves them from its own working folder).
+    The model list holds every exported model under that parent, this one included.
+    Base paths are absolute: this machine's, or under `server_root` where the server
+    sees the export root elsewhere (a Docker mount: `server_root="/models"`).
     Returns both paths.
     """
     model_dir = Path(export_dir).resolve()
     root = model_dir.parent
     models = served_models(root)
     models.setdefault(model_dir.name, str(model_dir))
+    if server_root is not None:
+        if not server_root.startswith("/"):
+            raise ValueError(f"server_root must be an absolute path, got {server_root!r}")
+        models = {name: f"{server_root.rstrip('/')}/{name}" for name in models}
     text = (batching or BatchingParameters()).to_text()
     return (atomic_write(root / MODELS_CONFIG, models_config_text(models)),
             atomic_write(root / BATCHING_PARAMETERS, text))  # fmt: skip

@@ -127,3 +127,13 @@ def test_quotes_in_paths_are_escaped(tmp_path):
     server_config, _ = _tf_serving_messages()
     parsed = text_format.Parse(config_path.read_text(), server_config())
     assert parsed.model_config_list.config[0].name == 'odd"name'
+
+
+def test_server_root_rewrites_base_paths_for_a_container(tmp_path):
+    _export_layout(tmp_path, "sst2")
+    config_path, _ = write_serving_config(tmp_path / "sst2", server_root="/models")
+    server_config, _ = _tf_serving_messages()
+    parsed = text_format.Parse(config_path.read_text(), server_config())
+    assert parsed.model_config_list.config[0].base_path == "/models/sst2"
+    with pytest.raises(ValueError, match="server_root must be an absolute path"):
+        write_serving_config(tmp_path / "sst2", server_root="models")
