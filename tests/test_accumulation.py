@@ -117,3 +117,25 @@ def test_runs_recorded_before_accumulation_resume_as_one_step(tmp_path):
     record = {"format": RUN_FORMAT, "identity": {"training": {"batch_size": 32}}}
     (tmp_path / "run.json").write_text(json.dumps(record))
     assert read_run(tmp_path)["training"] == {"batch_size": 32, "accumulate_steps": 1}
+
+
+def test_custom_loop_accumulates_like_fit():
+    """The multi-worker loop (`fit_custom_loop`) gets accumulation from the optimizer."""
+    from keras_bert_ft.training.custom_loop import fit_custom_loop
+
+    texts, labels = texts_and_labels(8)
+    ds = make_dataset(texts, np.array(labels), tiny_tokenizer(), batch_size=4)
+    results = []
+    for loop in (False, True):
+        model = BertClassifier(tiny_encoder(seed=1, hidden_dropout=0.0, attention_dropout=0.0),
+                               2, dropout=0.0)  # fmt: skip
+        compile_classifier(model, total_steps=4, learning_rate=1e-3, accumulate_steps=2)
+        if loop:
+            fit_custom_loop(model, ds, epochs=1, strategy=tf.distribute.get_strategy(),
+                            verbose=0)  # fmt: skip
+        else:
+            model.fit(ds, epochs=1, verbose=0, shuffle=False)
+        assert int(model.optimizer.iterations.numpy()) == 2
+        results.append([v.numpy() for v in model.trainable_variables])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
