@@ -137,3 +137,21 @@ def test_server_root_rewrites_base_paths_for_a_container(tmp_path):
     assert parsed.model_config_list.config[0].base_path == "/models/sst2"
     with pytest.raises(ValueError, match="server_root must be an absolute path"):
         write_serving_config(tmp_path / "sst2", server_root="models")
+
+
+def test_export_writes_both_files_beside_the_model(tmp_path):
+    from _tiny import tiny_encoder, tiny_tokenizer
+
+    from keras_bert_ft.export import export_for_serving
+    from keras_bert_ft.models import BertClassifier
+
+    model = BertClassifier(tiny_encoder(), 2, tokenizer=tiny_tokenizer(), max_length=16)
+    root = tmp_path / "saved_models"
+    path = export_for_serving(model, None, root / "tiny", pairs=False)
+    assert path == root / "tiny" / "1"
+    assert sorted(p.name for p in (root / "tiny").iterdir()) == ["1"]  # versions only
+    server_config, batching = _tf_serving_messages()
+    parsed = text_format.Parse((root / MODELS_CONFIG).read_text(), server_config())
+    assert [(c.name, c.base_path) for c in parsed.model_config_list.config] == [
+        ("tiny", str((root / "tiny").resolve()))]
+    text_format.Parse((root / BATCHING_PARAMETERS).read_text(), batching())
