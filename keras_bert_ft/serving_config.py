@@ -30,18 +30,18 @@ BATCHING_PARAMETERS = "batching_parameters.txt"
 class BatchingParameters:
     """TF Serving's batching settings (the fields of its `BatchingParameters` proto).
 
-    Defaults for CPU serving of a small BERT: batches of up to 32 texts (past 32
-    the throughput per text stopped growing in bench/results/serving_latency.md),
-    a 2 ms wait for a batch to fill (a small part of a batch-1 request's latency),
-    one batch thread per core (each batch uses TensorFlow's intra-op threads too;
-    more threads than cores only queue), and a queue of as many batches as there
-    are threads, so that an overloaded server answers "unavailable" quickly rather
-    than letting every request wait. `pad_variable_length_inputs` lets requests of
-    the id signature (ids of different lengths) share a batch; the text signature
-    takes 1-D strings and needs no padding.
+    Defaults for CPU serving of a small BERT, from
+    bench/results/serving_latency_cpu_tuning.md (docs/serving.md, "CPU tuning"):
+    batches of at most 8 texts (with all cores on intra-op work, batch 8 gave the
+    most texts/s; batch 32 fewer, and calls of seconds); a 2 ms wait for a batch to
+    fill (a small part of a batch-1 call); one batch thread per core and a queue of
+    as many batches, TF Serving's starting point for CPU-only servers (a bounded
+    queue answers "unavailable" quickly under overload instead of letting every
+    request wait). `pad_variable_length_inputs` lets requests of the id signature
+    (ids of different lengths) share a batch; the text signature takes 1-D strings.
     """
 
-    max_batch_size: int = 32
+    max_batch_size: int = 8
     batch_timeout_micros: int = 2000
     num_batch_threads: int = 0  # 0: one per CPU core of this machine
     max_enqueued_batches: int = 0  # 0: as many as num_batch_threads

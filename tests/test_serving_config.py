@@ -95,7 +95,7 @@ def test_batching_parameters_parse_with_the_chosen_values(tmp_path):
     assert batching_path == tmp_path / BATCHING_PARAMETERS
     _, batching = _tf_serving_messages()
     parsed = text_format.Parse(batching_path.read_text(), batching())
-    assert parsed.max_batch_size.value == 32
+    assert parsed.max_batch_size.value == 8
     assert parsed.batch_timeout_micros.value == 1500
     assert parsed.num_batch_threads.value == 3
     assert parsed.max_enqueued_batches.value == 3  # defaults to the thread count
