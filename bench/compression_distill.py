@@ -1,11 +1,14 @@
 """Distillation on SST-2: a k-layer student from the 6-layer teacher.
 
 Usage: python bench/compression_distill.py [--layers 3] [--train-size 8000] [--epochs 2]
-                                          [--teacher DIR]
+                                          [--teacher DIR] [--seed 0] [--seeds 3]
 Needs a teacher: bench/_sst2_teacher.py (same --train-size), or the model that
 `bench/finetune_accuracy.py sst2 --save-dir DIR` keeps (--train-size 0: all rows). Reports dev
 accuracy of teacher, the truncated student before distillation and after,
 and batch-1 latency (median over dev sentences, real lengths, taken in turns).
+The student is distilled once per seed (--seed, --seed + 1, ...; default 3 seeds):
+its accuracy is reported as mean ± sample standard deviation over the seeds, the
+latency is that of the first seed's student.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import _compression_common as common
 import numpy as np
+from _seeds import mean_spread, seed_summary
 from results_io import write_result
 
 from keras_bert_ft.compression.distillation import distill, make_student
@@ -35,7 +39,12 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--latency-examples", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0, help="the first seed")
+    p.add_argument("--seeds", type=int, default=3, help="students to distil (default 3)")
     a = p.parse_args()
+    if a.seeds < 1:
+        p.error(f"--seeds must be at least 1, got {a.seeds}")
+    seeds = list(range(a.seed, a.seed + a.seeds))
     start = time.perf_counter()
     splits = load_dataset("sst2")
     train = common_subset(splits["train"], a.train_size) if a.train_size else splits["train"]
@@ -49,11 +58,18 @@ def main() -> None:
         make_student(teacher, **shape).predict(x_dev, batch_size=64, verbose=0),
         dev.labels)  # fmt: skip
     t = time.perf_counter()
-    student, history = distill(teacher, train, dev, **shape, epochs=a.epochs,
-                               temperature=a.temperature, alpha=a.alpha,
-                               learning_rate=a.learning_rate)  # fmt: skip
-    train_seconds = time.perf_counter() - t
-    student_acc = common.accuracy(student.predict(x_dev, batch_size=64, verbose=0), dev.labels)
+    accuracies = []
+    for seed in seeds:
+        trained, trained_history = distill(teacher, train, dev, **shape, epochs=a.epochs,
+                                           temperature=a.temperature, alpha=a.alpha,
+                                           learning_rate=a.learning_rate, seed=seed)  # fmt: skip
+        accuracies.append(common.accuracy(trained.predict(x_dev, batch_size=64, verbose=0),
+                                          dev.labels))  # fmt: skip
+        if seed == seeds[0]:
+            student, history = trained, trained_history
+    train_seconds = (time.perf_counter() - t) / len(seeds)
+    over_seeds = seed_summary(accuracies)
+    student_acc = over_seeds["mean"]
     examples = [common.rows(x_dev, i) for i in range(min(a.latency_examples, len(dev)))]
     ms = common.interleaved_latency_ms(
         {"teacher": common.compiled(teacher), "student": common.compiled(student)}, examples)
@@ -66,7 +82,8 @@ def main() -> None:
                     "batch1_ms": ms["teacher"]},
         "student": {"layers": a.layers,
                     "intermediate_size": student.encoder.config.intermediate_size,
-                    "dev_accuracy": student_acc, "batch1_ms": ms["student"],
+                    "dev_accuracy": student_acc, "dev_accuracy_over_seeds": over_seeds,
+                    "seeds": seeds, "batch1_ms": ms["student"],
                     "dev_accuracy_before_distillation": truncated_acc},
         "settings": {"temperature": a.temperature, "alpha": a.alpha, "epochs": a.epochs,
                      "learning_rate": a.learning_rate},
@@ -86,8 +103,11 @@ def main() -> None:
            if a.intermediate_size else "")
         + ", distilled on "
         f"{payload['train_subset']} (T={a.temperature}, alpha={a.alpha}, lr {a.learning_rate}, "
-        f"{a.epochs} epochs, {train_seconds:.0f} s). Dev: {len(dev)} rows.\n\n"
-        "| model | layers | SST-2 dev accuracy | batch-1 latency (median ms) |\n"
+        f"{a.epochs} epochs, {train_seconds:.0f} s per student), {len(seeds)} seed(s) "
+        f"({', '.join(map(str, seeds))}): student accuracy "
+        f"{mean_spread(over_seeds)} (mean ± sample std). Dev: {len(dev)} rows.\n\n"
+        "| model | layers | SST-2 dev accuracy (student: mean over seeds) | "
+        "batch-1 latency (median ms) |\n"
         "| --- | ---: | ---: | ---: |\n"
         f"| teacher | {payload['teacher']['layers']} | {teacher_acc:.4f} | {ms['teacher']:.2f} |\n"
         f"| student before distillation | {a.layers} | {truncated_acc:.4f} | |\n"

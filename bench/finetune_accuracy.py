@@ -2,9 +2,13 @@
 
     KBF_DATA_DIR=../shared/data python bench/finetune_accuracy.py sms_spam
     ... sms_spam_frozen | snli | mrpc | sst2 [--epochs N] [--max-train-examples N]
+    [--seeds 3]
 
-Writes bench/results/finetune_<task>.json and .md: the exact command line,
-wall time, training examples/s, all metrics, the target and whether it was met.
+Trains once per seed (--seed, --seed + 1, ...; default 3 seeds, the same training
+rows each time) and writes bench/results/finetune_<task>.json and .md: the exact
+command line, wall time, training examples/s, every target metric as mean ± sample
+standard deviation over the seeds (and its range), whether the mean met the
+target, and the full report of the first seed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from _seeds import mean_spread, seed_summary  # noqa: E402
 
 # task: (dataset, train split, validation split, test split, settings, target metric, target)
 TASKS = {
@@ -47,7 +53,10 @@ def main() -> int:
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--max-train-examples", type=int)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the first seed")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="how many seeds to train with (--seed, --seed + 1, ...); default 3")
+    p.add_argument("--accumulate-steps", type=int, help="batches per optimizer update")
     p.add_argument("--pooling", choices=["pooled", "cls", "mean"])
     p.add_argument("--max-length", type=int)
     p.add_argument("--hidden-units", type=int, nargs="*", help="an MLP between pooling and output")
@@ -70,48 +79,68 @@ def main() -> int:
         train = train.subset(keep)
     settings = FinetuneSettings(seed=args.seed, verbose=2, **overrides)
     flags = ("epochs", "learning_rate", "batch_size", "pooling", "max_length", "class_weight",
-             "layer_decay")
+             "layer_decay", "accumulate_steps")
     for flag in flags:
         if getattr(args, flag):
             setattr(settings, flag, getattr(args, flag))
     if args.hidden_units is not None:
         settings.hidden_units = tuple(args.hidden_units)
-    if args.save_dir:
-        settings.output_dir = args.save_dir
+    if args.seeds < 1:
+        p.error(f"--seeds must be at least 1, got {args.seeds}")
+    seeds = list(range(args.seed, args.seed + args.seeds))
     start = time.perf_counter()
-    result = finetune(train, splits.get(va) if va else None, splits.get(te) if te else None,
-                      settings)  # fmt: skip
+    runs = []
+    for seed in seeds:
+        settings.seed = seed
+        if args.save_dir:
+            settings.output_dir = str(Path(args.save_dir) / f"seed{seed}")
+        runs.append(finetune(train, splits.get(va) if va else None,
+                             splits.get(te) if te else None, settings))  # fmt: skip
     wall = time.perf_counter() - start
+    result = runs[0]
     report = result.report.to_dict()
-    checks = {m: {"value": metric(report, m), "target": t, "met": metric(report, m) >= t}
+    reports = [r.report.to_dict() for r in runs]
+    summaries = {m: seed_summary([metric(r, m) for r in reports])
+                 for m in dict.fromkeys([*(m for m, _ in targets), "accuracy", "macro_f1"])}
+    checks = {m: {"value": summaries[m]["mean"], "target": t, "met": summaries[m]["mean"] >= t,
+                  "over_seeds": summaries[m]}
               for m, t in targets}  # fmt: skip
+    train_seconds = sum(r.train_seconds for r in runs)
     record = {
         "task": args.task,
         "command": "KBF_DATA_DIR=../shared/data python " + " ".join(["bench/finetune_accuracy.py",
                                                                      *sys.argv[1:]]),
         "wall_seconds": round(wall, 1),
-        "train_seconds": round(result.train_seconds, 1),
+        "train_seconds": round(train_seconds, 1),
         "train_examples": len(train),
-        "train_examples_per_second": round(result.train_examples_seen / result.train_seconds, 2),
+        "train_examples_per_second": round(
+            sum(r.train_examples_seen for r in runs) / train_seconds, 2),
+        "seeds": seeds,
+        "over_seeds": summaries,
         "evaluated_on": f"{name}/{te or va}",
         "targets": checks,
-        "settings": settings.to_dict(),
+        "settings": {**settings.to_dict(), "seed": seeds[0]},
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
-        "report": report,
+        "report": report,  # of the first seed
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"finetune_{args.task}.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [f"# Fine-tuning benchmark: {args.task}", "", f"Command: `{record['command']}`", "",
-             f"- wall time: {wall:.0f} s (training {result.train_seconds:.0f} s, "
+             f"- seeds: {', '.join(map(str, seeds))} (the same training rows for each)",
+             f"- wall time: {wall:.0f} s (training {train_seconds:.0f} s, "
              f"{record['train_examples_per_second']} examples/s)",
              f"- train examples: {len(train):,}; evaluated on {record['evaluated_on']} "
              f"({report['num_examples']:,} examples)",
-             *(f"- {m}: {c['value']:.4f} (target >= {c['target']}: "
-               f"{'met' if c['met'] else 'NOT met'})" for m, c in checks.items()),
+             *(f"- {m}: {mean_spread(c['over_seeds'])}, mean ± sample std over seeds "
+               f"(target >= {c['target']}: {'met' if c['met'] else 'NOT met'} by the mean)"
+               for m, c in checks.items()),
+             *(f"- {m}: {mean_spread(summaries[m])}" for m in summaries if m not in checks),
              f"- machine: {record['machine']}; load average when done (1, 5, 15 min): "
-             f"{record['load_average_1_5_15_min']}", "", "```", result.report.to_text(), "```", ""]
+             f"{record['load_average_1_5_15_min']}", "",
+             f"Report of the first seed ({seeds[0]}):", "", "```", result.report.to_text(),
+             "```", ""]
     (out / f"finetune_{args.task}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

@@ -243,6 +243,10 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    help="passes over the training data (default %(default)s)")
     g.add_argument("--batch-size", type=integer(1), default=s.batch_size,
                    help="examples per step (default %(default)s)")
+    g.add_argument("--accumulate-steps", type=integer(1), default=s.accumulate_steps,
+                   metavar="N", help="gradient accumulation: one update per N batches, with "
+                   "their mean gradient (an effective batch of N x --batch-size in the "
+                   "memory of one; default %(default)s)")  # fmt: skip
     g.add_argument("--learning-rate", type=POSITIVE,
                    help=f"peak learning rate (default {s.learning_rate:g}; "
                    f"{FROZEN_LEARNING_RATE:g} with --fine-tune frozen or --lora-rank)")  # fmt: skip
@@ -273,6 +277,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    help="metric for early stopping (default %(default)s)")
     g.add_argument("--seed", type=integer(0), default=s.seed,
                    help="random seed (default %(default)s)")
+    g.add_argument("--deterministic", action="store_true", default=s.deterministic,
+                   help="TensorFlow op determinism and fixed seeds: a rerun with the same "
+                   "options gives the same weights and report (slower)")  # fmt: skip
     g.add_argument("--output-dir", default="runs/latest",
                    help="checkpoints, TensorBoard logs, model.keras, report (default "
                    "%(default)s)")  # fmt: skip
@@ -476,7 +483,8 @@ def settings_from_args(args):
         model=args.model, num_layers=args.num_layers, pooling=args.pooling,
         hidden_units=tuple(args.hidden_units), dropout=args.dropout,
         train_encoder_layers=layers, layer_decay=args.layer_decay, learning_rate=lr,
-        batch_size=args.batch_size, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
+        batch_size=args.batch_size, accumulate_steps=args.accumulate_steps,
+        deterministic=args.deterministic, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
         weight_decay=args.weight_decay, clipnorm=args.clipnorm, max_length=args.max_length,
         class_weight=args.class_weight, precision=args.precision, strategy=args.strategy,
         seed=args.seed, early_stopping_patience=args.early_stopping, monitor=args.monitor,

@@ -259,6 +259,7 @@ def export_for_serving(
     warmup_texts: Sequence[str] | None = None,
     tokenizer_ops: str = "tf_text",
     precision: str = "float32",
+    serving_config: bool = True,
 ) -> Path:
     """Write a TF Serving SavedModel of `model` to `<export_dir>/<version>/`; return that path.
 
@@ -286,6 +287,8 @@ def export_for_serving(
             bfloat16 with its projection weights stored in bfloat16 (cast once
             here); faster on CPUs with bfloat16 matmuls (AMX, AVX512-BF16),
             probabilities within about 1e-2 of float32's.
+        serving_config: also write `models.config` and `batching_parameters.txt`
+            into the parent of `export_dir` (see `keras_bert_ft.serving_config`).
     """
     head = getattr(model, "head_type", "softmax")
     if head not in ("softmax", "binary", "multi_label"):
@@ -346,9 +349,14 @@ def export_for_serving(
         extra = saved / "assets.extra"
         extra.mkdir()
         write_warmup_requests(extra / WARMUP_FILE, base.name, TEXT_SIGNATURE, [inputs])
-        return _publish(saved, base, version)
+        published = _publish(saved, base, version)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if serving_config:
+        from keras_bert_ft.serving_config import write_serving_config
+
+        write_serving_config(base)
+    return published
 
 
 # -- temporary folders of killed exports ---------------------------------------

@@ -5,6 +5,9 @@ Keras 3's `model.fit` fails under MultiWorkerMirroredStrategy with dict inputs
 #20329 and #20585), so multi-worker training uses this loop: the same compiled
 model, loss and optimizer, one `strategy.run` per step, Keras callbacks called
 at epoch ends (checkpoints, TensorBoard, early stopping).
+
+Gradient accumulation needs nothing here: the optimizer (`AdamW` with
+`gradient_accumulation_steps`) keeps the sums and applies every Nth call.
 """
 
 from __future__ import annotations

@@ -26,7 +26,12 @@ from keras_bert_ft.data.readers import TextDataset
 from keras_bert_ft.lora import DEFAULT_TARGETS
 from keras_bert_ft.reports import ClassificationReport, MultiLabelReport, multilabel_report
 from keras_bert_ft.training.runs import describe_run, finish_run, prepare_output_dir
-from keras_bert_ft.training.strategies import get_strategy, is_chief, set_precision
+from keras_bert_ft.training.strategies import (
+    enable_determinism,
+    get_strategy,
+    is_chief,
+    set_precision,
+)
 from keras_bert_ft.training.thresholds import tune_thresholds
 from keras_bert_ft.training.trainer import (
     compile_classifier,
@@ -53,6 +58,7 @@ class FinetuneSettings:
     layer_decay: float | None = None
     learning_rate: float = 5e-5
     batch_size: int = 32
+    accumulate_steps: int = 1  # batches per applied update (gradient accumulation)
     epochs: int = 3
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -64,6 +70,7 @@ class FinetuneSettings:
     strategy: str = "auto"
     seed: int = 0
     tune_thresholds: bool = True  # multi-label: per-label thresholds chosen on validation
+    deterministic: bool = False  # TF op determinism (with the seed): reruns give equal results
     early_stopping_patience: int | None = None
     monitor: str = "val_accuracy"
     output_dir: str | None = None
@@ -200,6 +207,8 @@ def finetune(
     if train.labels is None or train.label_vocab is None:
         raise ValueError("the training data has no labels")
     keras.utils.set_random_seed(s.seed)
+    if s.deterministic:
+        enable_determinism(s.seed)
     set_precision(s.precision)
     strategy = get_strategy(s.strategy)
     chief = is_chief()
@@ -233,6 +242,7 @@ def finetune(
             model, total_steps=steps_per_epoch * s.epochs, learning_rate=s.learning_rate,
             warmup_ratio=s.warmup_ratio, weight_decay=s.weight_decay, clipnorm=s.clipnorm,
             layer_decay=s.layer_decay, jit_compile=s.jit_compile,
+            accumulate_steps=s.accumulate_steps,
         )  # fmt: skip
     monitor = s.monitor if val_ds is not None else s.monitor.removeprefix("val_")
     # Saving can run collective ops under a multi-worker strategy, so every
@@ -247,6 +257,8 @@ def finetune(
     log(
         f"Training: {len(train):,} examples, {steps_per_epoch} steps/epoch x {s.epochs} "
         f"epochs, batch {s.batch_size}, lr {s.learning_rate:g}"
+        + (f", {s.accumulate_steps} batches per update (effective batch "
+           f"{s.accumulate_steps * s.batch_size})" if s.accumulate_steps > 1 else "")
         + (f", validation {len(validation):,}" if validation is not None else "")
     )
     start_iter = 0

@@ -35,6 +35,13 @@ class AdamW(keras.optimizers.AdamW):
     ops per variable, the schedule re-evaluated for every decayed variable)
     dominated the update. `fused=False` keeps Keras' own update (the reference).
     The optimizer variables (iterations, momentums, velocities) are the same.
+
+    `gradient_accumulation_steps` N (Keras' own argument) sums the gradients of N
+    batches and applies their mean once: N batches of B train like one batch of
+    N * B. Keras then reads a schedule at its micro-step counter; here the
+    schedule reads `iterations`, the count of applied updates, so warm-up and
+    decay are measured in updates whatever N is. Clipping applies to the
+    averaged gradient, and layer-wise factors and weight decay to the update.
     """
 
     def __init__(
@@ -59,6 +66,25 @@ class AdamW(keras.optimizers.AdamW):
         """Set the per-variable learning-rate factors (1.0 for variables not listed)."""
         self._lr_factors = {self._var_key(v): float(f) for v, f in pairs if float(f) != 1.0}
 
+    def _get_current_learning_rate(self):
+        # Keras evaluates a schedule at `_iterations`, which with gradient
+        # accumulation counts batches; `iterations` counts applied updates (the
+        # same number without accumulation).
+        if isinstance(self._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            return self._learning_rate(self.iterations)
+        return super()._get_current_learning_rate()
+
+    def _clip_gradients(self, grads):
+        # An embedding's gradient comes as IndexedSlices with one row per token
+        # occurrence; Keras' norms sum the squares of those rows, not of the summed
+        # gradient, so a token seen twice counts wrongly. Densify first (the update
+        # densifies them anyway): the clip then sees the true gradient, the same
+        # as after gradient accumulation, which sums into dense accumulators.
+        if self.clipnorm or self.global_clipnorm or self.clipvalue:
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                     for g in grads]  # fmt: skip
+        return super()._clip_gradients(grads)
+
     def _uses_fused_update(self) -> bool:
         return self.fused and not self.amsgrad
 
@@ -73,11 +99,18 @@ class AdamW(keras.optimizers.AdamW):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if not self._uses_fused_update():
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        # The scalars every variable's update shares, once per step (cast for variables
-        # that are not float32).
+        self._step_scalars = self._shared_step_scalars(learning_rate)
+        try:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        finally:
+            self._step_scalars = None
+
+    def _shared_step_scalars(self, learning_rate) -> dict:
+        # The scalars every variable's fused update shares, once per step (cast for
+        # variables that are not float32).
         lr = tf.cast(learning_rate, tf.float32)
         step = tf.cast(self.iterations + 1, tf.float32)
-        self._step_scalars = {
+        return {
             "lr": lr,
             "beta_1_power": tf.pow(tf.constant(self.beta_1, tf.float32), step),
             "beta_2_power": tf.pow(tf.constant(self.beta_2, tf.float32), step),
@@ -87,10 +120,64 @@ class AdamW(keras.optimizers.AdamW):
             "beta_2": tf.constant(self.beta_2, tf.float32),
             "epsilon": tf.constant(self.epsilon, tf.float32),
         }
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        if not self.gradient_accumulation_steps:
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        # Keras' own accumulation puts the update, with its cross-replica sync points,
+        # inside a `cond`, which tf.distribute cannot run in `fit` ("merge_call called
+        # while defining a new graph"). Here every sync point runs on every batch, and
+        # the condition sits inside each variable's update function instead.
+        steps = self.gradient_accumulation_steps
+        is_update = tf.equal((self._iterations + 1) % steps, 0)
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                 for g in grads]  # fmt: skip
+        grads = [g for g, _ in self._all_reduce_sum_gradients(
+            list(zip(grads, trainable_variables, strict=True)))]  # fmt: skip
+        accumulators = [_tf_variable(self._accumulated_gradients[self._get_variable_index(v)])
+                        for v in trainable_variables]  # fmt: skip
+        totals = [a.read_value() + tf.cast(g, a.dtype)
+                  for a, g in zip(accumulators, grads, strict=True)]  # fmt: skip
+        # Clipping sees the mean over the N batches (and over replicas): the gradient
+        # of one batch of N * B.
+        means = self._clip_gradients([t / steps for t in totals])
+        learning_rate = self.learning_rate
+        keep = tf.cast(tf.logical_not(is_update), tf.float32)
+        variables = [_tf_variable(v) for v in trainable_variables]
+
+        def update_if_due(var, grad):
+            def update():
+                self._decay_and_update(grad, var, learning_rate)
+                return tf.constant(True)
+
+            return tf.cond(is_update, update, lambda: tf.constant(False))
+
+        def apply_everywhere(distribution, means, totals):
+            for var, grad in zip(variables, means, strict=True):
+                distribution.extended.update(var, update_if_due, args=(grad,), group=False)
+            for acc, total in zip(accumulators, totals, strict=True):
+                distribution.extended.update(
+                    acc, lambda a, t: a.assign(t * tf.cast(keep, a.dtype)), args=(total,),
+                    group=False)  # fmt: skip
+
+        if self._uses_fused_update():
+            self._step_scalars = self._shared_step_scalars(learning_rate)
         try:
-            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+            tf.__internal__.distribute.interim.maybe_merge_call(
+                apply_everywhere, self._distribution_strategy, means, totals)
         finally:
             self._step_scalars = None
+
+    def _decay_and_update(self, gradient, variable, learning_rate) -> None:
+        # One variable's applied update under accumulation. The fused update and
+        # variables with a factor decay inside `update_step`; the rest as Keras'
+        # `_apply_weight_decay` does it.
+        unfused_plain = (self._step_scalars is None
+                         and self._var_key(variable) not in self._lr_factors)  # fmt: skip
+        if unfused_plain and self.weight_decay and self._use_weight_decay(variable):
+            lr = tf.cast(learning_rate, variable.dtype)
+            variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * lr)
+        self.update_step(gradient, variable, learning_rate)
 
     def update_step(self, gradient, variable, learning_rate):
         factor = self._lr_factors.get(self._var_key(variable))
@@ -148,13 +235,18 @@ def create_optimizer(
     end_learning_rate: float = 0.0,
     lr_multipliers: Iterable[tuple[keras.Variable, float]] | None = None,
     epsilon: float = 1e-6,
+    accumulate_steps: int = 1,
 ) -> AdamW:
-    """AdamW with `WarmupLinearDecay` over `total_steps` (warm-up: `warmup_ratio` of them).
+    """AdamW with `WarmupLinearDecay` over the updates of `total_steps` training batches
+    (warm-up: `warmup_ratio` of them).
 
     `clipnorm` clips the global gradient norm (None: no clipping).
+    `accumulate_steps` N > 1 applies one update per N batches, with their mean
+    gradient: the schedule then spans `total_steps // N` updates.
     """
+    updates = schedule_updates(total_steps, accumulate_steps)
     schedule = WarmupLinearDecay(
-        learning_rate, total_steps, round(warmup_ratio * total_steps), end_learning_rate
+        learning_rate, updates, round(warmup_ratio * updates), end_learning_rate
     )
     return AdamW(
         learning_rate=schedule,
@@ -162,4 +254,13 @@ def create_optimizer(
         epsilon=epsilon,
         global_clipnorm=clipnorm,
         lr_multipliers=lr_multipliers,
+        gradient_accumulation_steps=accumulate_steps if accumulate_steps > 1 else None,
     )
+
+
+def schedule_updates(total_steps: int, accumulate_steps: int = 1) -> int:
+    """How many updates `total_steps` batches apply with `accumulate_steps` per update
+    (at least 1; batches left over at the end stay in the accumulators)."""
+    if accumulate_steps < 1:
+        raise ValueError(f"accumulate_steps must be at least 1, got {accumulate_steps}")
+    return max(1, int(total_steps) // int(accumulate_steps))

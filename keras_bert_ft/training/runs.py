@@ -6,13 +6,14 @@ validation rows (a sha256 over texts, pairs and label names, so it is about
 content, not file names), the label vocabulary, the pretrained model, the
 tokenizer (vocabulary hash and settings), the packing (max_length,
 truncation, pairs), the head, and the optimisation settings (learning rate,
-batch size, warm-up, weight decay, clipping, layer decay, class weights,
-seed, precision) and, for LoRA runs, the rank, alpha and targets. It leaves
-out what only says how long or how a run goes: epochs (a rerun with more
-epochs resumes and continues; the learning-rate schedule is stretched to the
-new total from the step reached), early stopping and its monitor, the
-strategy, jit_compile, verbosity, the test set (only evaluated at the end)
-and the output directory itself.
+batch size, accumulation steps, warm-up, weight decay, clipping, layer decay,
+class weights, seed, precision) and, for LoRA runs, the rank, alpha and
+targets. It leaves out what only says how long or how a run goes: epochs (a
+rerun with more epochs resumes and continues; the learning-rate schedule is
+stretched to the new total from the step reached), early stopping and its
+monitor, the strategy, jit_compile, `deterministic` (op determinism changes
+which kernels run, not what the run is), verbosity, the test set (only
+evaluated at the end) and the output directory itself.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def describe_run(
         "training": {
             "learning_rate": s.learning_rate,
             "batch_size": s.batch_size,
+            "accumulate_steps": s.accumulate_steps,
             "warmup_ratio": s.warmup_ratio,
             "weight_decay": s.weight_decay,
             "clipnorm": s.clipnorm,
@@ -187,7 +189,11 @@ def read_run(out: str | os.PathLike) -> dict | None:
     ):
         raise RunMismatchError("unreadable or from an unknown version; this run cannot be "
                                "verified", path=path, hint=_FIX)  # fmt: skip
-    return record["identity"]
+    identity = record["identity"]
+    # Runs recorded before gradient accumulation existed applied every batch.
+    if isinstance(identity.get("training"), dict):
+        identity["training"].setdefault("accumulate_steps", 1)
+    return identity
 
 
 def write_run(out: str | os.PathLike, identity: dict) -> Path:

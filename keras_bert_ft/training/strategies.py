@@ -83,3 +83,15 @@ def set_precision(policy: str = "float32") -> None:
     if policy not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {policy!r}")
     keras.mixed_precision.set_global_policy(policy)
+
+
+def enable_determinism(seed: int) -> None:
+    """Make training repeatable: seed Python, NumPy, TensorFlow and Keras, and turn
+    on TensorFlow's op determinism (deterministic kernels; ops without one raise).
+
+    The input pipelines already shuffle from the run's seed and map in order.
+    Op determinism is process-wide and cannot be turned off again; it can slow
+    some ops (on CPU mostly reductions over IndexedSlices, scatter and gather grads).
+    """
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()

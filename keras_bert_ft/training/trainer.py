@@ -34,18 +34,23 @@ def compile_classifier(
     loss=None,
     metrics: Sequence | None = None,
     jit_compile: bool = False,
+    accumulate_steps: int = 1,
 ) -> None:
     """Compile `model` (a `BertClassifier`) with AdamW and the warm-up/decay schedule.
 
+    `total_steps` is the number of training batches (fit steps) the run will take.
     `layer_decay` (e.g. 0.9) gives lower encoder layers smaller learning
-    rates. The loss and metrics default to the ones matching the head. Call
-    it inside `strategy.scope()` when training with a strategy, and after
-    choosing what is frozen.
+    rates. `accumulate_steps` N > 1 applies one update per N batches with their
+    mean gradient (N batches of B train like one of N * B, in the memory of B);
+    the schedule counts applied updates. Remainder batches at an epoch's end
+    carry over into the next epoch's first update. The loss and metrics default
+    to the ones matching the head. Call it inside `strategy.scope()` when
+    training with a strategy, and after choosing what is frozen.
     """
     multipliers = model.layerwise_lr_multipliers(layer_decay) if layer_decay else None
     optimizer = create_optimizer(
         learning_rate, total_steps, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
-        clipnorm=clipnorm, lr_multipliers=multipliers,
+        clipnorm=clipnorm, lr_multipliers=multipliers, accumulate_steps=accumulate_steps,
     )  # fmt: skip
     model.compile(
         optimizer=optimizer,
