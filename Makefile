@@ -55,8 +55,8 @@ sanitize:
 
 # The TF op's TensorFlow-free logic (vocab parsing, tokenizer cache, encoding
 # from 8 threads) under ASan/UBSan, then under ThreadSanitizer.
-CORE_SOURCES := csrc/unicode_tables.cc csrc/normalizer.cc csrc/vocab.cc csrc/wordpiece.cc csrc/packing.cc
-OP_SOURCES := csrc/tf_ops.cc csrc/op_support.cc $(CORE_SOURCES)
+CORE_SOURCES := csrc/unicode_tables.cc csrc/normalizer.cc csrc/vocab.cc csrc/wordpiece.cc csrc/packing.cc csrc/masking.cc
+OP_SOURCES := csrc/tf_ops.cc csrc/op_support.cc csrc/masking_op.cc $(CORE_SOURCES)
 sanitize-op:
 	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/op_support_test csrc/tests/op_support_test.cc \
 		csrc/op_support.cc $(CORE_SOURCES) -lpthread
