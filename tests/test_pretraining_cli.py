@@ -117,7 +117,7 @@ def test_vocabulary_without_mask(tmp_path, tiny_model_dir, capsys):
     (model / "vocab.txt").write_text(vocab, encoding="utf-8")
     out = tmp_path / "o"
     assert cli.main(["pretrain", "--text", str(write_corpus(tmp_path / "t.txt")), "--from",
-                     str(model), "--output-dir", str(out)]) == 2
+                     str(model), "--max-length", "32", "--output-dir", str(out)]) == 2
     assert "has no [MASK] token" in _error(capsys)
     assert not out.exists()
 
@@ -127,7 +127,8 @@ def test_one_sentence_documents_with_nsp(tmp_path, tiny_model_dir, capsys):
     text.write_text("Just one sentence here.\nAnd another lone one.\n", encoding="utf-8")
     out = tmp_path / "o"
     assert cli.main(["pretrain", "--text", str(text), "--from", str(tiny_model_dir), "--nsp",
-                     "--validation-fraction", "0", "--output-dir", str(out)]) == 2
+                     "--max-length", "32", "--validation-fraction", "0",
+                     "--output-dir", str(out)]) == 2
     assert "documents of at least two sentences" in _error(capsys)
     assert not out.exists()
     with pytest.raises(PretrainingDataError):

@@ -39,9 +39,21 @@ class BertPretrainer(keras.Model):
         self.nsp = bool(nsp)
         self.nsp_head = NextSentenceHead(config.initializer_range, name="nsp_head")
         self.nsp_head.build((None, config.hidden_size))
+        if not self.nsp:
+            # Without NSP nothing reads the pooled output: its weights get no gradient.
+            self.nsp_head.trainable = False
+            encoder.pooler.trainable = False
         self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
         self.mlm_accuracy_tracker = keras.metrics.Mean(name="mlm_accuracy")
         self.nsp_accuracy_tracker = keras.metrics.Mean(name="nsp_accuracy")
+
+    def build_with_zeros(self, seq: int = 8, predictions: int = 1) -> None:
+        """Build every weight by calling the model once (a subclassed model needs a call
+        before `load_weights`)."""
+        import numpy as np
+
+        zeros = {n: np.zeros((1, seq), "int32") for n in INPUT_NAMES}
+        self({**zeros, "masked_lm_positions": np.zeros((1, predictions), "int32")})
 
     def call(self, inputs, training=None):
         encoded = self.encoder({n: inputs[n] for n in INPUT_NAMES}, training=training)

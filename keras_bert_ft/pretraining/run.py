@@ -174,6 +174,7 @@ def pretrain(settings: PretrainSettings) -> PretrainResult:
     initial_epoch = 0
     checkpoint = find_resume_checkpoint(out / "checkpoints") if resumable else None
     if checkpoint is not None:
+        pretrainer.build_with_zeros()
         initial_epoch = int(restore_checkpoint(pretrainer, checkpoint)["epoch"])
         print(f"Resuming from {checkpoint} (step {initial_epoch * per_epoch})")
 
