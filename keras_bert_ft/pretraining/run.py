@@ -121,6 +121,7 @@ def build_pretrainer(settings: PretrainSettings):
         raise PretrainingDataError(
             f"--max-length {settings.max_length} exceeds the model's max_position_embeddings "
             f"({config.max_position_embeddings})")
+    MaskingVocab.from_tokenizer(tokenizer)  # no [MASK]: fail before any notice or write
     path = locate_pretrained(settings.model)
     pretrainer = BertPretrainer(encoder, nsp=settings.nsp)
     loaded = load_head_weights(pretrainer, path)
