@@ -107,12 +107,9 @@ def evaluate_mlm(model, dataset, steps: int) -> dict:
                                                           "nsp_accuracy")}
 
 
-def build_pretrainer(settings: PretrainSettings):
-    """Load the encoder of `settings.model` and put pretraining heads on it, loading
-    theirs when the source has them. Returns (pretrainer, tokenizer, heads_loaded, path)."""
-    from keras_bert_ft.checkpoints import load_pretrained, locate_pretrained
-    from keras_bert_ft.checkpoints.pretraining_heads import load_head_weights
-    from keras_bert_ft.pretraining.model import BertPretrainer
+def load_encoder(settings: PretrainSettings):
+    """The encoder and tokenizer of `settings.model`, checked for pretraining."""
+    from keras_bert_ft.checkpoints import load_pretrained
 
     encoder, tokenizer, config = load_pretrained(settings.model)
     if tokenizer is None:
@@ -121,11 +118,19 @@ def build_pretrainer(settings: PretrainSettings):
         raise PretrainingDataError(
             f"--max-length {settings.max_length} exceeds the model's max_position_embeddings "
             f"({config.max_position_embeddings})")
-    MaskingVocab.from_tokenizer(tokenizer)  # no [MASK]: fail before any notice or write
-    path = locate_pretrained(settings.model)
+    return encoder, tokenizer
+
+
+def attach_heads(encoder, settings: PretrainSettings):
+    """A `BertPretrainer` over `encoder`, with the source's heads when it has them.
+    Returns (pretrainer, which heads loaded)."""
+    from keras_bert_ft.checkpoints import locate_pretrained
+    from keras_bert_ft.checkpoints.pretraining_heads import load_head_weights
+    from keras_bert_ft.pretraining.model import BertPretrainer
+
     pretrainer = BertPretrainer(encoder, nsp=settings.nsp)
-    loaded = load_head_weights(pretrainer, path)
-    return pretrainer, tokenizer, loaded, path
+    loaded = load_head_weights(pretrainer, locate_pretrained(settings.model))
+    return pretrainer, loaded
 
 
 def _vocab_file(tokenizer) -> str:
@@ -151,7 +156,7 @@ def pretrain(settings: PretrainSettings) -> PretrainResult:
     # Everything that can fail on the input fails before anything is written.
     documents = read_corpus(settings)
     keras.utils.set_random_seed(settings.seed)
-    pretrainer, tokenizer, loaded, _ = build_pretrainer(settings)
+    encoder, tokenizer = load_encoder(settings)
     vocab = MaskingVocab.from_tokenizer(tokenizer)
     train_docs, held_docs = split_documents(documents, settings.validation_fraction,
                                             settings.seed)
@@ -164,6 +169,7 @@ def pretrain(settings: PretrainSettings) -> PretrainResult:
         raise PretrainingDataError(f"{len(train)} packed training rows, fewer than one batch "
                                    f"of {settings.batch_size}; give more text or a smaller "
                                    "--batch-size")
+    pretrainer, loaded = attach_heads(encoder, settings)
 
     out = Path(settings.output_dir)
     resumable = prepare_output_dir(out, _identity(settings, train), resume=settings.resume)
