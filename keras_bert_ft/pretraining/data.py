@@ -217,7 +217,7 @@ def step_seed(seed, step):
 
 
 def masked_dataset(examples: PackedExamples, vocab: MaskingVocab, batch_size: int,
-                   options: MaskingOptions = MaskingOptions(), seed: int = 0,
+                   options: MaskingOptions | None = None, seed: int = 0,
                    shuffle: bool = True, repeat: bool = True):
     """A `tf.data.Dataset` of `(inputs, targets)` for `BertPretrainer.fit`.
 
@@ -227,6 +227,7 @@ def masked_dataset(examples: PackedExamples, vocab: MaskingVocab, batch_size: in
     """
     import tensorflow as tf
 
+    options = options or MaskingOptions()
     ds = tf.data.Dataset.from_tensor_slices(examples.features())
     if shuffle:
         ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)

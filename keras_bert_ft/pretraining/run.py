@@ -173,8 +173,11 @@ def pretrain(settings: PretrainSettings) -> PretrainResult:
 
     out = Path(settings.output_dir)
     resumable = prepare_output_dir(out, _identity(settings, train), resume=settings.resume)
-    per_epoch = min(settings.steps_per_checkpoint, settings.steps)
-    epochs = math.ceil(settings.steps / per_epoch)
+    # Checkpoints split the steps evenly; the total is rounded up to whole checkpoints.
+    epochs = math.ceil(settings.steps / min(settings.steps_per_checkpoint, settings.steps))
+    per_epoch = math.ceil(settings.steps / epochs)
+    if epochs * per_epoch != settings.steps:
+        print(f"Training {epochs * per_epoch} steps: {epochs} checkpoints of {per_epoch}")
     pretrainer.compile(optimizer=create_optimizer(
         settings.learning_rate, epochs * per_epoch, warmup_ratio=settings.warmup_ratio,
         weight_decay=settings.weight_decay))
