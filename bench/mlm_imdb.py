@@ -48,6 +48,8 @@ def main() -> int:
     p.add_argument("--pretrain-learning-rate", type=float, default=1e-4)
     p.add_argument("--train-examples", type=int, default=1000)
     p.add_argument("--test-examples", type=int, default=5000)
+    p.add_argument("--validation-examples", type=int, default=500)
+    p.add_argument("--steps-per-checkpoint", type=int, default=None)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -65,13 +67,14 @@ def main() -> int:
         steps=args.steps, batch_size=args.pretrain_batch_size,
         max_length=args.pretrain_max_length, learning_rate=args.pretrain_learning_rate,
         max_documents=args.max_documents, validation_fraction=0.02,
-        steps_per_checkpoint=max(1, args.steps // 3), seed=0,
+        steps_per_checkpoint=args.steps_per_checkpoint or max(1, args.steps // 3), seed=0,
         output_dir=str(work / "adapted"), verbose=2)
     result = pretrain(settings)
     pretrain_seconds = time.time() - started
 
     train, used = labelled(imdb_dir() / "train.jsonl", args.train_examples, seed=0)
-    validation, _ = labelled(imdb_dir() / "train.jsonl", 500, seed=1, exclude=used)
+    validation, _ = labelled(imdb_dir() / "train.jsonl", args.validation_examples, seed=1,
+                             exclude=used)
     test, _ = labelled(imdb_dir() / "test.jsonl", args.test_examples, seed=0)
     runs = {"unadapted": [], "adapted": []}
 

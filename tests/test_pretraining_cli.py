@@ -133,3 +133,22 @@ def test_one_sentence_documents_with_nsp(tmp_path, tiny_model_dir, capsys):
     assert not out.exists()
     with pytest.raises(PretrainingDataError):
         pack_sentence_pairs([["only one."]], tiny_tokenizer(), 32)
+
+
+def test_masks_change_every_epoch_and_repeat_with_the_seed(tmp_path):
+    from keras_bert_ft.pretraining.data import masked_dataset
+    from keras_bert_ft.pretraining.masking import MaskingVocab
+
+    tok = tiny_tokenizer()
+    packed = pack_sequences(read_documents(write_corpus(tmp_path / "t.txt", 8)), tok, 32)
+    vocab = MaskingVocab.from_tokenizer(tok)
+
+    def first_epochs(seed):
+        ds = masked_dataset(packed, vocab, batch_size=len(packed), seed=seed, shuffle=False)
+        return [inputs["masked_lm_positions"].numpy() for inputs, _ in ds.take(3)]
+
+    a, b = first_epochs(5), first_epochs(5)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[0], a[1]) and not np.array_equal(a[1], a[2])
+    assert not np.array_equal(a[0], first_epochs(6)[0])
