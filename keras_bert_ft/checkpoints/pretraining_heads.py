@@ -180,14 +180,15 @@ def save_google_pretraining(pretrainer, path: str, vocab_file: str | None = None
 
     google.save_google(pretrainer.encoder, path, vocab_file)  # config, vocab
     items = [(google.PREFIX + n, v) for n, v in pretrainer.encoder.weight_map().items()]
+    items = [(n, v.numpy()) for n, v in items]
     for name, var in head_weight_map(pretrainer).items():
-        items.append((name, var.numpy().T if NSP_NAMES.get(name, MLM_NAMES.get(name))[2]
-                      else var.numpy()))
+        _, _, transposed = {**MLM_NAMES, **NSP_NAMES}[name]
+        items.append((name, var.numpy().T if transposed else var.numpy()))
     items.sort(key=lambda item: item[0])
+    # Written over the encoder-only checkpoint save_google just wrote, as it writes it.
     tf.raw_ops.SaveV2(
         prefix=os.path.join(path, "bert_model.ckpt"),
         tensor_names=[n for n, _ in items],
         shape_and_slices=[""] * len(items),
-        tensors=[np.asarray(v if isinstance(v, np.ndarray) else v.numpy(), dtype=np.float32)
-                 for _, v in items],
+        tensors=[np.asarray(v, dtype=np.float32) for _, v in items],
     )

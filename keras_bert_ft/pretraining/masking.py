@@ -76,13 +76,6 @@ class MaskingVocab:
         return cls(kinds, int(mask_id))
 
 
-def mix_seed(seed: int, step: int) -> int:
-    """The seed of batch `step` of a run seeded with `seed` (as an int64 for the op)."""
-    x = (int(seed) * 0x9E3779B97F4A7C15 + int(step) * 0xBF58476D1CE4E5B9 + 1) & _SEED_MASK
-    x ^= x >> 31
-    return x - (1 << 64) if x >= 1 << 63 else x
-
-
 def mask_tokens(input_word_ids, input_mask, vocab: MaskingVocab, seed: int,
                 options: MaskingOptions = MaskingOptions(), num_threads: int = 1) -> dict:
     """Mask a batch of packed ids (numpy, [batch, seq]).
@@ -110,7 +103,7 @@ def mask_tokens_op(input_word_ids, input_mask, vocab: MaskingVocab, seed,
     from keras_bert_ft.ops import _library
 
     seed = tf.cast(seed, tf.int64) if isinstance(seed, tf.Tensor) else tf.constant(
-        mix_seed_int64(seed), tf.int64)
+        _as_int64(seed), tf.int64)
     outputs = _library.kbf_mask_tokens(
         tf.cast(input_word_ids, tf.int32), tf.cast(input_mask, tf.int32),
         tf.constant(vocab.kinds), seed,
@@ -121,7 +114,7 @@ def mask_tokens_op(input_word_ids, input_mask, vocab: MaskingVocab, seed,
     return dict(zip(names, outputs, strict=True))
 
 
-def mix_seed_int64(seed: int) -> int:
+def _as_int64(seed: int) -> int:
     """A Python seed as the int64 the op takes (the same 64 bits)."""
     seed = int(seed) & _SEED_MASK
     return seed - (1 << 64) if seed >= 1 << 63 else seed
