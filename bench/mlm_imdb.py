@@ -32,9 +32,16 @@ def imdb_dir() -> Path:
 def labelled(path: Path, n: int, seed: int, exclude=()):
     """A fixed random sample of n labelled reviews (as a TextDataset)."""
     from keras_bert_ft.data.labels import LabelVocabulary
-    from keras_bert_ft.data.readers import read_jsonl
+    from keras_bert_ft.data.readers import from_columns
 
-    ds = read_jsonl(path, label_vocab=LabelVocabulary(("0", "1")))
+    # Lines split at "\n" only: reviews hold U+2028 and the like, which str.splitlines
+    # (and so read_jsonl) would take for line ends.
+    with open(path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    values = {"text": [r["text"] for r in records], "label": [str(r["label"]) for r in records]}
+    ds = from_columns(values, list(range(1, len(records) + 1)),
+                      {"text": "text", "pair": None, "label": "label"}, path=str(path),
+                      label_vocab=LabelVocabulary(("0", "1")))
     order = [i for i in np.random.default_rng(seed).permutation(len(ds)) if i not in exclude]
     return ds.subset(np.asarray(order[:n])), set(order[:n])
 

@@ -45,7 +45,8 @@ class BertPretrainer(keras.Model):
             encoder.pooler.trainable = False
         self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
         self.mlm_accuracy_tracker = keras.metrics.Mean(name="mlm_accuracy")
-        self.nsp_accuracy_tracker = keras.metrics.Mean(name="nsp_accuracy")
+        # Created only with NSP: Keras reports every metric the model holds.
+        self.nsp_accuracy_tracker = keras.metrics.Mean(name="nsp_accuracy") if nsp else None
 
     def build_with_zeros(self, seq: int = 8, predictions: int = 1) -> None:
         """Build every weight by calling the model once (a subclassed model needs a call
@@ -88,6 +89,6 @@ class BertPretrainer(keras.Model):
     @property
     def metrics(self):
         trackers = [self.mlm_loss_tracker, self.mlm_accuracy_tracker]
-        if self.nsp:
+        if self.nsp_accuracy_tracker is not None:
             trackers.append(self.nsp_accuracy_tracker)
         return [*super().metrics, *trackers]
