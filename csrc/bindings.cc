@@ -16,6 +16,9 @@
 
 namespace py = pybind11;
 
+// Defined in masking_bindings.cc.
+void RegisterMasking(py::module_& m);
+
 namespace {
 
 // Borrowed UTF-8 views of a sequence of str or bytes. The tuple keeps every
@@ -303,4 +306,5 @@ PYBIND11_MODULE(_wordpiece, m) {
       .def_property_readonly("vocab_size", &PyTokenizer::VocabSize)
       .def("id_to_token", &PyTokenizer::IdToToken, py::arg("id"))
       .def("token_to_id", &PyTokenizer::TokenToId, py::arg("token"));
+  RegisterMasking(m);
 }

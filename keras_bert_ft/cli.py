@@ -212,9 +212,10 @@ def add_multi_label_options(g, *, training: bool) -> None:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     s = finetune_defaults()
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=s.model,
+    g.add_argument("--model", "--from", dest="model", default=s.model,
                    help="pretrained encoder: packaged name, HF/Google/TF-Hub/keras-hub "
-                   "directory, or Hugging Face Hub name (default %(default)s)")  # fmt: skip
+                   "directory (e.g. the --output-dir of pretrain), or Hugging Face Hub name "
+                   "(default %(default)s)")  # fmt: skip
     g.add_argument("--num-layers", type=integer(1), default=s.num_layers,
                    help="keep only the first N encoder layers (default: all)")
     g.add_argument("--pooling", choices=("mean", "pooled", "cls"), default=s.pooling,
@@ -783,6 +784,10 @@ register_serving_commands(subcommand, CLIError)
 from keras_bert_ft.model_cli import register_model_commands  # noqa: E402
 
 register_model_commands(subcommand, CLIError)
+# pretrain (continued masked-LM pretraining) lives in keras_bert_ft/pretraining/cli.py.
+from keras_bert_ft.pretraining.cli import register_pretrain_command  # noqa: E402
+
+register_pretrain_command(subcommand, CLIError)
 
 
 # --------------------------------------------------------------------------- main
