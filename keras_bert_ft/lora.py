@@ -176,7 +176,8 @@ def enable_lora(model: keras.Model, rank: int = 8, alpha: float = 16,
     The head (every layer outside `model.encoder`) keeps its trainable state.
     `base_model` names the pretrained weights (e.g. "all-minilm-l6-v2") in
     adapter files. Compile the model after this (Keras fixes the trainable
-    set at compile). Raises `ValueError` when LoRA is already enabled.
+    set at compile); a later `set_encoder_trainable` would unfreeze the
+    encoder again. Raises `ValueError` when LoRA is already enabled.
     """
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
         raise ValueError(f"LoRA rank must be a positive whole number, got {rank!r}")
