@@ -93,7 +93,10 @@ def main() -> int:
     for seed in seeds:
         settings.seed = seed
         if args.save_dir:
-            settings.output_dir = str(Path(args.save_dir) / f"seed{seed}")
+            # The first seed's model where --save-dir says (the compression benchmarks
+            # load DIR/model.keras as their teacher); the others beside it.
+            settings.output_dir = (args.save_dir if seed == seeds[0]
+                                   else f"{args.save_dir.rstrip('/')}-seed{seed}")
         runs.append(finetune(train, splits.get(va) if va else None,
                              splits.get(te) if te else None, settings))  # fmt: skip
     wall = time.perf_counter() - start
