@@ -62,7 +62,8 @@ def main() -> int:
     p.add_argument("--hidden-units", type=int, nargs="*", help="an MLP between pooling and output")
     p.add_argument("--class-weight", choices=["balanced"])
     p.add_argument("--layer-decay", type=float, help="layer-wise learning-rate decay factor")
-    p.add_argument("--save-dir", help="also keep the trained model (model.keras) here")
+    p.add_argument("--save-dir", help="also keep the trained model (model.keras) here "
+                   "(the first seed's; the others in DIR-seedN)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
 
