@@ -62,7 +62,8 @@ def main() -> int:
     p.add_argument("--hidden-units", type=int, nargs="*", help="an MLP between pooling and output")
     p.add_argument("--class-weight", choices=["balanced"])
     p.add_argument("--layer-decay", type=float, help="layer-wise learning-rate decay factor")
-    p.add_argument("--save-dir", help="also keep the trained model (model.keras) here")
+    p.add_argument("--save-dir", help="also keep the trained model (model.keras) here "
+                   "(the first seed's; the others in DIR-seedN)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
 
@@ -93,7 +94,10 @@ def main() -> int:
     for seed in seeds:
         settings.seed = seed
         if args.save_dir:
-            settings.output_dir = str(Path(args.save_dir) / f"seed{seed}")
+            # The first seed's model where --save-dir says (the compression benchmarks
+            # load DIR/model.keras as their teacher); the others beside it.
+            settings.output_dir = (args.save_dir if seed == seeds[0]
+                                   else f"{args.save_dir.rstrip('/')}-seed{seed}")
         runs.append(finetune(train, splits.get(va) if va else None,
                              splits.get(te) if te else None, settings))  # fmt: skip
     wall = time.perf_counter() - start

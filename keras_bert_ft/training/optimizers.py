@@ -36,12 +36,15 @@ class AdamW(keras.optimizers.AdamW):
     dominated the update. `fused=False` keeps Keras' own update (the reference).
     The optimizer variables (iterations, momentums, velocities) are the same.
 
-    `gradient_accumulation_steps` N (Keras' own argument) sums the gradients of N
-    batches and applies their mean once: N batches of B train like one batch of
-    N * B. Keras then reads a schedule at its micro-step counter; here the
-    schedule reads `iterations`, the count of applied updates, so warm-up and
-    decay are measured in updates whatever N is. Clipping applies to the
-    averaged gradient, and layer-wise factors and weight decay to the update.
+    `gradient_accumulation_steps` N (Keras' argument, Keras' accumulator
+    variables) sums the gradients of N batches and applies their mean once: N
+    batches of B train like one batch of N * B. The accumulation itself is done
+    here, not by Keras, so that it runs under tf.distribute strategies (see
+    `_backend_apply_gradients`); and the schedule reads `iterations`, the count
+    of applied updates, where Keras reads its batch counter, so warm-up and
+    decay are measured in updates whatever N is. Clipping applies to the mean
+    gradient (summed over replicas first), and layer-wise factors and weight
+    decay to the update.
     """
 
     def __init__(
