@@ -90,7 +90,7 @@ class FinetuneSettings:
 class FinetuneResult:
     model: keras.Model
     history: dict
-    report: ClassificationReport | None
+    report: ClassificationReport | MultiLabelReport | None
     train_seconds: float
     train_examples_seen: int
     output_dir: Path | None
