@@ -163,6 +163,18 @@ def test_read_jsonl_and_dataframe_agree(tmp_path):
     assert read_file(path, "t", label_column="y").texts == a.texts
 
 
+def test_jsonl_lines_end_at_newline_only(tmp_path):
+    """U+2028, U+0085 and \\x1c may stand raw inside a JSON string (IMDB has them)."""
+    texts = ["one\u2028review", "next\x85line", "file\x1csep", "plain"]
+    body = "\r\n".join(json.dumps({"t": t, "y": i % 2}, ensure_ascii=False)
+                       for i, t in enumerate(texts))  # fmt: skip
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(body.encode("utf-8"))
+    ds = read_jsonl(path, "t", label_column="y")
+    assert ds.texts == texts
+    assert ds.labels.tolist() == [0, 1, 0, 1]
+
+
 def test_unlabelled_data(tmp_path):
     path = write(tmp_path / "d.csv", "text\nhello\nworld\n")
     ds = read_csv(path, label_column=None)

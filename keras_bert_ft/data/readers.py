@@ -97,6 +97,18 @@ class TextDataset:
 # --------------------------------------------------------------------------- files
 
 
+def split_lines(text: str) -> list[str]:
+    """The lines of a file's text, split at "\\n" only, with a trailing "\\r" dropped.
+
+    Not `str.splitlines()`: that also breaks at U+2028, U+0085, \\x1c and other
+    characters that may stand inside a JSON string or a review.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
 def read_text(path: str | os.PathLike) -> str:
     """Read a whole file as UTF-8 (a byte-order mark is dropped).
 
@@ -406,7 +418,7 @@ def read_jsonl(
     keys = {r: k for r, k in roles.items() if k is not None}
     values: dict[str, list] = {r: [] for r in keys}
     lines: list[int] = []
-    for line, raw in enumerate(text.splitlines(), start=1):
+    for line, raw in enumerate(split_lines(text), start=1):
         if not raw.strip():
             continue
         try:

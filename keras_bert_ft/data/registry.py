@@ -32,6 +32,7 @@ from keras_bert_ft.data.readers import (
     iter_delimited,
     read_text,
     read_tsv,
+    split_lines,
 )
 from keras_bert_ft.data.splits import split_indices, stratified_split
 
@@ -87,11 +88,7 @@ def _rename_labels(ds: TextDataset, names: tuple[str, ...]) -> TextDataset:
 
 
 def _read_lines(path: Path) -> list[str]:
-    # split("\n"), not splitlines(): the latter also breaks on \x1c, \x85, U+2028...
-    lines = read_text(path).split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
+    return split_lines(read_text(path))
 
 
 # --------------------------------------------------------------------------- SST-2
