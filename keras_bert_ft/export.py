@@ -12,6 +12,9 @@ an existing version is never replaced. The SavedModel has two signatures:
 - `serve_ids`: `input_word_ids`, `input_mask`, `input_type_ids` (int32, 2-D).
 
 Both return `probabilities` (the model's scores), `label_id` and `label`.
+A windowed classifier (`window_stride` set) serves each text as its
+overlapping windows, built in the graph, and pools their scores back per text
+(`long_documents`); `serve_ids` then scores the rows it is given, unpooled.
 `assets/` holds `vocab.txt` and `labels.txt`; `assets.extra/` holds
 `tf_serving_warmup_requests` (PredictionLog records TF Serving runs at load).
 
@@ -61,8 +64,10 @@ class ServingModule(tf.Module):
     """The classifier, its in-graph tokenizer and label names, with serving signatures."""
 
     def __init__(self, model, serving_tokenizer: ServingTokenizer, label_names: Sequence[str],
-                 pairs: bool, assets: dict[str, str], precision: str = "float32") -> None:
+                 pairs: bool, assets: dict[str, str], precision: str = "float32",
+                 windows: tuple[int, str] | None = None) -> None:
         super().__init__(name="keras_bert_ft_serving")
+        self.windows = windows  # (stride, pooling): serve_text scores windows and pools them
         # Track the weights, not the Keras model: tracking the model would save its
         # optimizer slots, iteration counter and metric variables too. A partial is
         # not trackable, so the model stays out of the SavedModel's object graph.
@@ -97,7 +102,23 @@ class ServingModule(tf.Module):
         return self._tracing()
 
     def _serve_texts(self, text):
+        if self.windows is not None:
+            return self._classify_windows(text)
         return self._classify(self.tokenizer(text))
+
+    def _classify_windows(self, text):
+        """Each text's windows built in the graph, scored, and pooled back per text."""
+        stride, pooling = self.windows
+        rows, docs = self.tokenizer.windows(text, stride)
+        num_docs = tf.size(text)
+        scores = self._classify(rows)["probabilities"]
+        if pooling == "mean":
+            pooled = tf.math.unsorted_segment_mean(scores, docs, num_docs)
+        else:
+            pooled = tf.math.unsorted_segment_max(scores, docs, num_docs)
+            if not self.binary:  # a softmax row sums to 1 again
+                pooled /= tf.reduce_sum(pooled, axis=-1, keepdims=True)
+        return self._answer(pooled)
 
     def _serve_pairs(self, text, text_pair):
         return self._classify(self.tokenizer(text, text_pair))
@@ -113,6 +134,9 @@ class ServingModule(tf.Module):
             batch > 0,
             lambda: tf.cast(self._run_model(inputs), tf.float32),
             lambda: tf.zeros([0, self.num_outputs], tf.float32))
+        return self._answer(scores)
+
+    def _answer(self, scores: tf.Tensor) -> dict[str, tf.Tensor]:
         if self.binary:
             label_id = tf.cast(scores[:, 0] >= 0.5, tf.int64)
         else:
@@ -170,14 +194,16 @@ TOKENIZER_OPS = ("tf_text", "custom")
 
 
 def in_graph_tokenizer(tokenizer: WordPieceTokenizer, tokenizer_ops: str, max_length: int,
-                       truncation: str, vocab_file: str | os.PathLike) -> tf.Module:
+                       truncation: str, vocab_file: str | os.PathLike,
+                       head_tokens: int | None = None) -> tf.Module:
     """The serving graph's tokenizer: core TF + tensorflow-text ops, or the custom op."""
     if tokenizer_ops == "custom":
         from keras_bert_ft.ops import CustomOpTokenizer  # loads the op library
 
         return CustomOpTokenizer(tokenizer, max_length=max_length, truncation=truncation,
-                                 vocab_file=vocab_file)
-    return ServingTokenizer(tokenizer, max_length=max_length, truncation=truncation)
+                                 vocab_file=vocab_file, head_tokens=head_tokens)
+    return ServingTokenizer(tokenizer, max_length=max_length, truncation=truncation,
+                            head_tokens=head_tokens)
 
 
 def export_pairs(model, pairs: bool | None) -> bool:
@@ -274,6 +300,12 @@ def export_for_serving(
     max_length = max_length or getattr(model, "max_length", None) or 128
     check_max_length(model, max_length)
     truncation = truncation or getattr(model, "truncation", None) or "longest_first"
+    # Long texts: a windowed model's serve_text builds windows in the graph and pools.
+    window_stride = getattr(model, "window_stride", None)
+    windows = None if window_stride is None else (window_stride, model.window_pooling)
+    if windows is not None and (pairs or tokenizer_ops == "custom"):
+        raise ValueError("a windowed model (window_stride) exports for single texts with "
+                         "tokenizer_ops='tf_text'")
     names = model_label_names(model, label_names)
     base = Path(export_dir)
     base.mkdir(parents=True, exist_ok=True)
@@ -291,10 +323,12 @@ def export_for_serving(
         (staging / "vocab.txt").write_text("\n".join(tokenizer.get_vocab()) + "\n", "utf-8")
         (staging / "labels.txt").write_text("\n".join(names) + "\n", "utf-8")
         serving_tokenizer = in_graph_tokenizer(tokenizer, tokenizer_ops, max_length,
-                                               truncation, staging / "vocab.txt")
+                                               truncation, staging / "vocab.txt",
+                                               getattr(model, "head_tokens", None))
         module = ServingModule(
             model, serving_tokenizer, names, pairs,
-            {name: str(staging / name) for name in ("vocab.txt", "labels.txt")}, precision)
+            {name: str(staging / name) for name in ("vocab.txt", "labels.txt")}, precision,
+            windows)
         saved = tmp / "model"
         with module.tracing():
             tf.saved_model.save(module, str(saved), signatures={

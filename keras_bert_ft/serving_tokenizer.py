@@ -364,7 +364,8 @@ class ServingTokenizer(tf.Module):
         # rest from its end; tokens between are skipped.
         head = keep_first
         if self.truncation == "head_tail" and not paired:
-            head = tf.where(first_len > budget, min(self.head_tokens, budget), first_len)
+            head = tf.where(first_len > budget,
+                            tf.constant(min(self.head_tokens, budget), first_len.dtype), first_len)
         skipped = first_len - keep_first
 
         # Each wordpiece's place: its row and column in the packed batch.

@@ -274,3 +274,31 @@ def test_window_dataset_labels_each_window_with_its_document():
     assert docs.tolist() == [0] * 4 + [1]
     assert labels.numpy().tolist() == [1] * 4 + [0]
     assert features["input_mask"].numpy().sum(axis=1).tolist() == [16] * 3 + [12, 5]
+
+
+# -- the serving export -------------------------------------------------------------
+@pytest.mark.parametrize("options", [
+    dict(window_stride=4, window_pooling="mean"),
+    dict(window_stride=0, window_pooling="max"),
+    dict(truncation="head_tail", head_tokens=5),
+], ids=["windows-mean", "windows-max", "head_tail"])
+def test_export_serves_what_predict_texts_gives(tmp_path, options):
+    from keras_bert_ft.export import export_for_serving
+
+    model = tiny_classifier(label_names=["neg", "pos"], **options)
+    texts = [numbers(40), "a good movie", numbers(15), ""]
+    path = export_for_serving(model, export_dir=tmp_path / "m")
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    out = serve(text=tf.constant(texts))
+    np.testing.assert_allclose(out["probabilities"].numpy(), model.predict_texts(texts),
+                               rtol=1e-4, atol=1e-5)
+    assert out["label"].shape == (4,)
+    assert serve(text=tf.constant([], tf.string))["probabilities"].shape == (0, 2)
+
+
+def test_windowed_export_refuses_the_custom_op(tmp_path):
+    from keras_bert_ft.export import export_for_serving
+
+    with pytest.raises(ValueError, match="windowed model"):
+        export_for_serving(tiny_classifier(window_stride=2), export_dir=tmp_path / "m",
+                           tokenizer_ops="custom")
