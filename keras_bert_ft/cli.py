@@ -214,6 +214,22 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-length", type=integer(MIN_LENGTH_SINGLE), default=s.max_length,
                    help="tokens per example, [CLS] and [SEP] included; at most the model's "
                    "max_position_embeddings (default %(default)s)")  # fmt: skip
+    from keras_bert_ft.tokenization import TRUNCATION_STRATEGIES
+
+    g.add_argument("--truncation", choices=TRUNCATION_STRATEGIES, default=s.truncation,
+                   help="how over-long examples are cut: for pairs longest_first, only_first, "
+                   "only_second or ratio; head_tail (single texts) keeps the start and the end; "
+                   "otherwise a single text is cut at the end (default %(default)s)")
+    g.add_argument("--head-tokens", type=integer(0), default=None,
+                   help="with --truncation head_tail: wordpieces kept from the start (default "
+                   "a quarter of max-length - 2)")
+    g.add_argument("--window-stride", type=integer(0), default=None,
+                   help="single texts: cut each text into overlapping windows of max-length - 2 "
+                   "wordpieces sharing this many, train on every window (its text's label) "
+                   "and pool the windows' scores per text (default: no windows)")
+    g.add_argument("--window-pooling", choices=("mean", "max"), default=s.window_pooling,
+                   help="with --window-stride: mean or max of the windows' probabilities "
+                   "(default %(default)s)")
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
@@ -409,6 +425,8 @@ def settings_from_args(args):
         train_encoder_layers=layers, layer_decay=args.layer_decay, learning_rate=lr,
         batch_size=args.batch_size, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
         weight_decay=args.weight_decay, clipnorm=args.clipnorm, max_length=args.max_length,
+        truncation=args.truncation, head_tokens=args.head_tokens,
+        window_stride=args.window_stride, window_pooling=args.window_pooling,
         class_weight=args.class_weight, precision=args.precision, strategy=args.strategy,
         seed=args.seed, early_stopping_patience=args.early_stopping, monitor=args.monitor,
         output_dir=args.output_dir, resume=not args.no_resume,
@@ -509,11 +527,20 @@ def evaluate_command(args) -> int:
         check_fits_model(model, data.is_pair, f"{args.dataset} ({args.split})", args.model_path)
         data = _relabel(data, vocab)
     print(_describe("evaluate", data))
-    features = dataset_from(
-        TextDataset(data.texts, data.pairs, None, None), model.tokenizer,
-        max_length=model.max_length, truncation=model.truncation, batch_size=args.batch_size,
-    )  # fmt: skip
-    report = evaluate_report(model, features, data.labels, model.label_names)
+    if getattr(model, "window_stride", None) is not None:  # windows pooled per text
+        import numpy as np
+
+        from keras_bert_ft.reports import classification_report
+
+        report = classification_report(np.asarray(data.labels), model.predict_texts(
+            data.texts, batch_size=args.batch_size), model.label_names)
+    else:
+        features = dataset_from(
+            TextDataset(data.texts, data.pairs, None, None), model.tokenizer,
+            max_length=model.max_length, truncation=model.truncation,
+            batch_size=args.batch_size, head_tokens=getattr(model, "head_tokens", None),
+        )  # fmt: skip
+        report = evaluate_report(model, features, data.labels, model.label_names)
     print(report.to_text())
     if args.output_dir:
         report.save(args.output_dir, extra={"model": str(args.model_path), "data": data.source})

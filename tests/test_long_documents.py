@@ -302,3 +302,40 @@ def test_windowed_export_refuses_the_custom_op(tmp_path):
     with pytest.raises(ValueError, match="windowed model"):
         export_for_serving(tiny_classifier(window_stride=2), export_dir=tmp_path / "m",
                            tokenizer_ops="custom")
+
+
+# -- the command line ------------------------------------------------------------
+def test_cli_trains_and_evaluates_windows_and_head_tail(tmp_path, capsys):
+    import keras
+    from _tiny import save_tiny_hf
+
+    from keras_bert_ft import cli
+
+    model_dir = save_tiny_hf(tmp_path / "bert")
+    data = tmp_path / "long.csv"
+    rows = [("a good movie , i loved it and the acting was great fun", "pos"),
+            ("a bad movie , i hated it and the acting was very boring", "neg")] * 6
+    data.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in rows))
+    common = ["train", "--train", str(data), "--model", str(model_dir), "--epochs", "1",
+              "--batch-size", "8", "--max-length", "8"]
+    out = tmp_path / "windows"
+    assert cli.main([*common, "--window-stride", "2", "--window-pooling", "max",
+                     "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    # Each text has 13 wordpieces: 3 windows of 6 (stride 2), so 3 rows per text.
+    texts, steps = map(int, re.search(r"Training: (\d+) examples, (\d+) steps", printed).groups())
+    assert steps == -(-3 * texts // 8)
+    model = keras.saving.load_model(out / "model.keras")
+    assert (model.window_stride, model.window_pooling) == (2, "max")
+    assert cli.main(["evaluate", str(out), "--data", str(data),
+                     "--output-dir", str(tmp_path / "rep")]) == 0
+    assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["num_examples"] == 12
+
+    out = tmp_path / "head_tail"
+    assert cli.main([*common, "--truncation", "head_tail", "--head-tokens", "2",
+                     "--output-dir", str(out)]) == 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert (settings["truncation"], settings["head_tokens"]) == ("head_tail", 2)
+    model = keras.saving.load_model(out / "model.keras")
+    row = model.encode(rows[0][0])["input_word_ids"][0]
+    assert model.tokenizer.decode(row) == "a good acting was great fun"
