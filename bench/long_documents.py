@@ -114,6 +114,9 @@ def main() -> int:
     p.add_argument("--head-candidates", type=int, nargs="+", default=[0, 63, 127])
     p.add_argument("--stride-candidates", type=int, nargs="+", default=[0, 64, 127])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variants", nargs="+", default=["head", "windows", "head_tail"],
+                   choices=["head", "windows", "head_tail"])
+    p.add_argument("--name", default="long_documents", help="results file name")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
 
@@ -130,21 +133,35 @@ def main() -> int:
     te = take(test_texts, test_labels, sample[: args.test_examples])
 
     from keras_bert_ft.checkpoints import load_pretrained
-    from keras_bert_ft.data.pipeline import encode_windows, make_tf_dataset
-    from keras_bert_ft.long_documents import pool_window_scores
 
     tokenizer = load_pretrained("all-minilm-l6-v2")[1]
-    room = args.max_length - 2
     test_lengths = np.asarray([len(tokenizer.token_ids(t)) for t in te[0]])
     rows, record = [], {"variants": {}}
 
     # 1. head only (the default: cut at the end)
+    if "head" in args.variants:
+        run_head(args, tr, te, rows, record)
+        write(args, record, rows, test_lengths)
+    if "windows" in args.variants:
+        run_windows(args, tr, va, te, tokenizer, rows, record)
+        write(args, record, rows, test_lengths)
+    if "head_tail" in args.variants:
+        run_head_tail(args, tr, va, te, rows, record)
+        write(args, record, rows, test_lengths)
+    return 0
+
+
+def run_head(args, tr, te, rows, record):
     model = build(args)
     fit = train(model, *tr, args, windows=False)
     acc, speed = accuracy(model, *te, args.eval_batch_size)
     rows.append(("head only (cut at the end)", "-", fit, acc, speed))
     record["variants"]["head"] = {"train": fit, "test_accuracy": acc, "test_reviews_per_s": speed}
-    write(args, record, rows, test_lengths)
+
+
+def run_windows(args, tr, va, te, tokenizer, rows, record):
+    from keras_bert_ft.data.pipeline import encode_windows, make_tf_dataset
+    from keras_bert_ft.long_documents import pool_window_scores
 
     # 2. windows: train on every window, choose inference stride and pooling on validation
     model = build(args, window_stride=args.train_stride)
@@ -169,8 +186,9 @@ def main() -> int:
                                      "pooling": pooling, "test_accuracy": acc,
                                      "test_reviews_per_s": speed}
 
-    write(args, record, rows, test_lengths)
 
+def run_head_tail(args, tr, va, te, rows, record):
+    room = args.max_length - 2
     # 3. head + tail: train with the default head, choose head_tokens on validation
     model = build(args, truncation="head_tail")
     fit = train(model, *tr, args, windows=False)
@@ -185,10 +203,6 @@ def main() -> int:
                  f"head_tokens: {val}", fit, acc, speed))
     record["variants"]["head_tail"] = {"train": fit, "validation": val, "head_tokens": best_h,
                                        "test_accuracy": acc, "test_reviews_per_s": speed}
-    write(args, record, rows, test_lengths)
-
-    write(args, record, rows, test_lengths)
-    return 0
 
 
 def write(args, record: dict, rows: list, test_lengths: np.ndarray) -> None:
@@ -198,7 +212,7 @@ def write(args, record: dict, rows: list, test_lengths: np.ndarray) -> None:
     record.update(command=command, args=vars(args),
                   machine=f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
                   load_average=[round(x, 2) for x in os.getloadavg()])
-    head_acc = record["variants"]["head"]["test_accuracy"]
+    head_acc = record["variants"].get("head", {}).get("test_accuracy", float("nan"))
     lines = [
         "# Long documents: IMDB at max_length 256", "", f"Command: `{command}`", "",
         f"all-MiniLM-L6-v2, mean pooling head, AdamW lr {args.learning_rate:g} with warm-up and "
@@ -222,8 +236,8 @@ def write(args, record: dict, rows: list, test_lengths: np.ndarray) -> None:
               f"(load average at the end {record['load_average']}); compare them with care.", ""]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "long_documents.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / "long_documents.md").write_text("\n".join(lines))
+    (out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"{args.name}.md").write_text("\n".join(lines))
     print("\n".join(lines), flush=True)
 
 
