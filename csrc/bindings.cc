@@ -150,8 +150,9 @@ kbf::Truncation ParseTruncation(const std::string& name) {
   if (name == "only_first") return kbf::Truncation::kOnlyFirst;
   if (name == "only_second") return kbf::Truncation::kOnlySecond;
   if (name == "ratio") return kbf::Truncation::kRatio;
+  if (name == "head_tail") return kbf::Truncation::kHeadTail;
   throw py::value_error("truncation must be one of 'longest_first', 'only_first', "
-                        "'only_second', 'ratio'; got '" + name + "'");
+                        "'only_second', 'ratio', 'head_tail'; got '" + name + "'");
 }
 
 class PyTokenizer {
@@ -201,7 +202,8 @@ class PyTokenizer {
 
   py::dict EncodeBatch(const py::handle& texts, const py::handle& pairs, size_t max_length,
                        const std::string& truncation, bool pad_to_max_length,
-                       size_t pad_to_multiple_of, size_t num_threads, bool offsets) const {
+                       size_t pad_to_multiple_of, size_t num_threads, bool offsets,
+                       size_t head_tokens) const {
     const TextViews first = CollectTexts(texts, "texts");
     TextViews second;
     if (!pairs.is_none()) {
@@ -215,6 +217,7 @@ class PyTokenizer {
     kbf::BatchOptions options;
     options.max_length = max_length;
     options.truncation = ParseTruncation(truncation);
+    options.head_tokens = head_tokens;
     options.pad_to_max_length = pad_to_max_length;
     options.pad_to_multiple_of = pad_to_multiple_of;
     options.offsets = offsets;
@@ -302,7 +305,8 @@ PYBIND11_MODULE(_wordpiece, m) {
       .def("tokenize", &PyTokenizer::Tokenize, py::arg("text"))
       .def("encode_batch", &PyTokenizer::EncodeBatch, py::arg("texts"), py::arg("pairs"),
            py::arg("max_length"), py::arg("truncation"), py::arg("pad_to_max_length"),
-           py::arg("pad_to_multiple_of"), py::arg("num_threads"), py::arg("offsets"))
+           py::arg("pad_to_multiple_of"), py::arg("num_threads"), py::arg("offsets"),
+           py::arg("head_tokens") = 0)
       .def_property_readonly("vocab_size", &PyTokenizer::VocabSize)
       .def("id_to_token", &PyTokenizer::IdToToken, py::arg("id"))
       .def("token_to_id", &PyTokenizer::TokenToId, py::arg("token"));

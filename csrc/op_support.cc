@@ -94,6 +94,8 @@ bool ParseTruncation(std::string_view name, Truncation* strategy) {
     *strategy = Truncation::kOnlySecond;
   } else if (name == "ratio") {
     *strategy = Truncation::kRatio;
+  } else if (name == "head_tail") {
+    *strategy = Truncation::kHeadTail;
   } else {
     return false;
   }

@@ -36,6 +36,10 @@ bool Truncate(size_t first, size_t second, size_t budget, Truncation strategy, K
       if (first > budget) return false;
       kept->second = budget - first;
       return true;
+    case Truncation::kHeadTail:  // one segment: EncodeBatch splits what the first keeps
+      kept->first = budget - std::min(second, budget);
+      kept->second = budget - kept->first;
+      return true;
     case Truncation::kRatio: {
       // Each segment keeps its share of the budget, rounded to nearest, and at
       // least one token when it has any and the budget allows.
@@ -90,6 +94,7 @@ struct Example {
   size_t first;      // tokens of the first segment before truncation
   size_t second;
   Kept kept;
+  size_t head;       // of kept.first, how many come from the start (the rest from the end)
 };
 
 // Buffers of one call. They are kept between calls: handing their memory back
@@ -151,9 +156,17 @@ BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string
     error.message = "max_length must be at least " + std::to_string(specials);
     return error;
   }
+  if (has_pairs && options.truncation == Truncation::kHeadTail) {
+    error.ok = false;
+    error.index = n;  // about the whole batch, not one example
+    error.message = "truncation 'head_tail' applies to single texts, not to pairs";
+    return error;
+  }
   const size_t budget = options.max_length - specials;
-  // A single text is always cut at the end, whatever the pair strategy.
+  // A single text is cut at the end, whatever the pair strategy, unless head_tail.
+  const bool head_tail = options.truncation == Truncation::kHeadTail;
   const Truncation strategy = has_pairs ? options.truncation : Truncation::kLongestFirst;
+  const size_t head_tokens = std::min(options.head_tokens, budget);
   const size_t threads = std::max<size_t>(1, std::min(options.num_threads, n / 64 + 1));
 
   std::unique_ptr<Workspace> workspace = Pool().Take();
@@ -197,6 +210,8 @@ BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string
                            std::to_string(std::max(ex.first, ex.second)) + " tokens"};
         return;
       }
+      // head_tail keeps the first head_tokens and the last (budget - head_tokens).
+      ex.head = head_tail && ex.first > budget ? head_tokens : ex.kept.first;
     }
   });
   for (const Chunk& chunk : chunks) {
@@ -245,7 +260,8 @@ BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string
         }
       };
       put(cls, 0, nullptr);
-      put_segment(ex.start, ex.kept.first, 0);
+      put_segment(ex.start, ex.head, 0);
+      put_segment(ex.start + ex.first - (ex.kept.first - ex.head), ex.kept.first - ex.head, 0);
       put(sep, 0, nullptr);
       if (has_pairs) {
         put_segment(ex.start + ex.first, ex.kept.second, 1);

@@ -12,7 +12,11 @@
 
 namespace kbf {
 
-enum class Truncation { kLongestFirst, kOnlyFirst, kOnlySecond, kRatio };
+// kHeadTail applies to single texts only: keep the first `head_tokens` and the
+// last (budget - head_tokens) tokens (Sun et al., 2019). EncodeBatch refuses it
+// for pairs. The other strategies apply to pairs; a single text under them is
+// cut at the end.
+enum class Truncation { kLongestFirst, kOnlyFirst, kOnlySecond, kRatio, kHeadTail };
 
 // Lengths of the two segments after truncation.
 struct Kept {
@@ -28,6 +32,7 @@ bool Truncate(size_t first, size_t second, size_t budget, Truncation strategy, K
 struct BatchOptions {
   size_t max_length = 128;
   Truncation truncation = Truncation::kLongestFirst;
+  size_t head_tokens = 0;  // kHeadTail: tokens kept from the start (capped at the budget)
   bool pad_to_max_length = false;  // otherwise pad to the longest in the batch
   size_t pad_to_multiple_of = 1;
   bool offsets = false;

@@ -82,7 +82,9 @@ REGISTER_OP("KbfWordPieceEncode")
     .Output("input_type_ids: int32")
     .Attr("has_pairs: bool = false")
     .Attr("max_length: int = 128")
-    .Attr("truncation: {'longest_first', 'only_first', 'only_second', 'ratio'} = 'longest_first'")
+    .Attr("truncation: {'longest_first', 'only_first', 'only_second', 'ratio', 'head_tail'} = "
+          "'longest_first'")
+    .Attr("head_tokens: int = 0")
     .Attr("pad_to_max_length: bool = false")
     .Attr("pad_to_multiple_of: int = 1")
     .Attr("lowercase: bool = true")
@@ -103,6 +105,8 @@ to `pad_to_multiple_of`. Equal to keras_bert_ft's `encode_batch`.
 texts: [batch] UTF-8 strings, the first segments.
 pairs: [batch] second segments when `has_pairs`; ignored otherwise.
 vocab_path: scalar path of vocab.txt (one token a line, id = line number).
+head_tokens: with truncation 'head_tail' (single texts only), the tokens kept
+  from the start; the rest of the room goes to the end of the text.
 )doc");
 
 namespace {
@@ -127,6 +131,10 @@ class WordPieceEncodeOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("continuation_prefix", &options_.continuation_prefix));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("special_tokens", &options_.special_tokens));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &threads));
+    int64_t head_tokens = 0;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("head_tokens", &head_tokens));
+    OP_REQUIRES(ctx, head_tokens >= 0, Invalid("head_tokens must be >= 0, got ", head_tokens));
+    batch_.head_tokens = static_cast<size_t>(head_tokens);
     const int64_t specials = has_pairs_ ? 3 : 2;
     OP_REQUIRES(ctx, max_length >= specials,
                 Invalid("max_length must be at least ", specials, ", got ", max_length));

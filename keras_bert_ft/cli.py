@@ -235,6 +235,22 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-length", type=integer(MIN_LENGTH_SINGLE), default=s.max_length,
                    help="tokens per example, [CLS] and [SEP] included; at most the model's "
                    "max_position_embeddings (default %(default)s)")  # fmt: skip
+    from keras_bert_ft.tokenization import TRUNCATION_STRATEGIES
+
+    g.add_argument("--truncation", choices=TRUNCATION_STRATEGIES, default=s.truncation,
+                   help="how over-long examples are cut: for pairs longest_first, only_first, "
+                   "only_second or ratio; head_tail (single texts) keeps the start and the end; "
+                   "otherwise a single text is cut at the end (default %(default)s)")
+    g.add_argument("--head-tokens", type=integer(0), default=None,
+                   help="with --truncation head_tail: wordpieces kept from the start (default "
+                   "a quarter of max-length - 2)")
+    g.add_argument("--window-stride", type=integer(0), default=None,
+                   help="single texts: cut each text into overlapping windows of max-length - 2 "
+                   "wordpieces sharing this many, train on every window (its text's label) "
+                   "and pool the windows' scores per text (default: no windows)")
+    g.add_argument("--window-pooling", choices=("mean", "max"), default=s.window_pooling,
+                   help="with --window-stride: mean or max of the windows' probabilities "
+                   "(default %(default)s)")
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
@@ -487,6 +503,8 @@ def settings_from_args(args):
         batch_size=args.batch_size, accumulate_steps=args.accumulate_steps,
         deterministic=args.deterministic, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
         weight_decay=args.weight_decay, clipnorm=args.clipnorm, max_length=args.max_length,
+        truncation=args.truncation, head_tokens=args.head_tokens,
+        window_stride=args.window_stride, window_pooling=args.window_pooling,
         class_weight=args.class_weight, precision=args.precision, strategy=args.strategy,
         seed=args.seed, early_stopping_patience=args.early_stopping, monitor=args.monitor,
         output_dir=args.output_dir, resume=not args.no_resume, **lora,
@@ -600,16 +618,28 @@ def evaluate_command(args) -> int:
         raise CLIError(f"{args.model_path} predicts {kind}, but {data.source} has "
                        f"{'several labels' if data.is_multi_label else 'one label'} per row")
     print(_describe("evaluate", data))
-    features = dataset_from(
-        TextDataset(data.texts, data.pairs, None, None), model.tokenizer,
-        max_length=model.max_length, truncation=model.truncation, batch_size=args.batch_size,
-    )  # fmt: skip
+    windowed = getattr(model, "window_stride", None) is not None  # windows pooled per text
+    if windowed:
+        scores = model.predict_texts(data.texts, batch_size=args.batch_size)
+    else:
+        features = dataset_from(
+            TextDataset(data.texts, data.pairs, None, None), model.tokenizer,
+            max_length=model.max_length, truncation=model.truncation,
+            batch_size=args.batch_size, head_tokens=getattr(model, "head_tokens", None),
+        )  # fmt: skip
     if model.head_type == "multi_label":
         from keras_bert_ft.reports import multilabel_report
 
-        scores = model.predict(features, verbose=0)
+        if not windowed:
+            scores = model.predict(features, verbose=0)
         report = multilabel_report(data.labels, scores, model.label_names,
                                    model.decision_thresholds())  # fmt: skip
+    elif windowed:
+        import numpy as np
+
+        from keras_bert_ft.reports import classification_report
+
+        report = classification_report(np.asarray(data.labels), scores, model.label_names)
     else:
         report = evaluate_report(model, features, data.labels, model.label_names)
     print(report.to_text())

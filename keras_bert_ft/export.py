@@ -18,6 +18,10 @@ threshold) and `labels` (string [rows, labels]: each row's labels above
 threshold, in label order, padded with empty strings); the per-label
 thresholds (the model's tuned ones, else 0.5) are constants of the graph and
 are listed in `assets/thresholds.txt`.
+
+A windowed classifier (`window_stride` set) serves each text as its
+overlapping windows, built in the graph, and pools their scores back per text
+(`long_documents`); `serve_ids` then scores the rows it is given, unpooled.
 `assets/` holds `vocab.txt` and `labels.txt`; `assets.extra/` holds
 `tf_serving_warmup_requests` (PredictionLog records TF Serving runs at load).
 
@@ -69,8 +73,10 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, serving_tokenizer: ServingTokenizer, label_names: Sequence[str],
                  pairs: bool, assets: dict[str, str], precision: str = "float32",
-                 thresholds: Sequence[float] | None = None) -> None:
+                 thresholds: Sequence[float] | None = None,
+                 windows: tuple[int, str] | None = None) -> None:
         super().__init__(name="keras_bert_ft_serving")
+        self.windows = windows  # (stride, pooling): serve_text scores windows and pools them
         # Track the weights, not the Keras model: tracking the model would save its
         # optimizer slots, iteration counter and metric variables too. A partial is
         # not trackable, so the model stays out of the SavedModel's object graph.
@@ -110,7 +116,23 @@ class ServingModule(tf.Module):
         return self._tracing()
 
     def _serve_texts(self, text):
+        if self.windows is not None:
+            return self._classify_windows(text)
         return self._classify(self.tokenizer(text))
+
+    def _classify_windows(self, text):
+        """Each text's windows built in the graph, scored, and pooled back per text."""
+        stride, pooling = self.windows
+        rows, docs = self.tokenizer.windows(text, stride)
+        num_docs = tf.size(text)
+        scores = self._classify(rows)["probabilities"]
+        if pooling == "mean":
+            pooled = tf.math.unsorted_segment_mean(scores, docs, num_docs)
+        else:
+            pooled = tf.math.unsorted_segment_max(scores, docs, num_docs)
+            if not self.binary:  # a softmax row sums to 1 again
+                pooled /= tf.reduce_sum(pooled, axis=-1, keepdims=True)
+        return self._answer(pooled)
 
     def _serve_pairs(self, text, text_pair):
         return self._classify(self.tokenizer(text, text_pair))
@@ -126,6 +148,9 @@ class ServingModule(tf.Module):
             batch > 0,
             lambda: tf.cast(self._run_model(inputs), tf.float32),
             lambda: tf.zeros([0, self.num_outputs], tf.float32))
+        return self._answer(scores)
+
+    def _answer(self, scores: tf.Tensor) -> dict[str, tf.Tensor]:
         if self.thresholds is not None:
             return multi_label_outputs(scores, self.thresholds, self.label_names)
         if self.binary:
@@ -195,14 +220,16 @@ TOKENIZER_OPS = ("tf_text", "custom")
 
 
 def in_graph_tokenizer(tokenizer: WordPieceTokenizer, tokenizer_ops: str, max_length: int,
-                       truncation: str, vocab_file: str | os.PathLike) -> tf.Module:
+                       truncation: str, vocab_file: str | os.PathLike,
+                       head_tokens: int | None = None) -> tf.Module:
     """The serving graph's tokenizer: core TF + tensorflow-text ops, or the custom op."""
     if tokenizer_ops == "custom":
         from keras_bert_ft.ops import CustomOpTokenizer  # loads the op library
 
         return CustomOpTokenizer(tokenizer, max_length=max_length, truncation=truncation,
-                                 vocab_file=vocab_file)
-    return ServingTokenizer(tokenizer, max_length=max_length, truncation=truncation)
+                                 vocab_file=vocab_file, head_tokens=head_tokens)
+    return ServingTokenizer(tokenizer, max_length=max_length, truncation=truncation,
+                            head_tokens=head_tokens)
 
 
 def export_pairs(model, pairs: bool | None) -> bool:
@@ -305,6 +332,12 @@ def export_for_serving(
     max_length = max_length or getattr(model, "max_length", None) or 128
     check_max_length(model, max_length)
     truncation = truncation or getattr(model, "truncation", None) or "longest_first"
+    # Long texts: a windowed model's serve_text builds windows in the graph and pools.
+    window_stride = getattr(model, "window_stride", None)
+    windows = None if window_stride is None else (window_stride, model.window_pooling)
+    if windows is not None and (pairs or tokenizer_ops == "custom"):
+        raise ValueError("a windowed model (window_stride) exports for single texts with "
+                         "tokenizer_ops='tf_text'")
     names = model_label_names(model, label_names)
     base = Path(export_dir)
     base.mkdir(parents=True, exist_ok=True)
@@ -328,7 +361,8 @@ def export_for_serving(
                 "utf-8")
             asset_names.append("thresholds.txt")
         serving_tokenizer = in_graph_tokenizer(tokenizer, tokenizer_ops, max_length,
-                                               truncation, staging / "vocab.txt")
+                                               truncation, staging / "vocab.txt",
+                                               getattr(model, "head_tokens", None))
         saved = tmp / "model"
         # A LoRA model is served with its adapters folded into the kernels: the
         # graph and variables are those of a plain model.
@@ -336,7 +370,7 @@ def export_for_serving(
             module = ServingModule(
                 model, serving_tokenizer, names, pairs,
                 {name: str(staging / name) for name in asset_names}, precision,
-                thresholds=thresholds)
+                thresholds=thresholds, windows=windows)
             with module.tracing():
                 tf.saved_model.save(module, str(saved), signatures={
                     TEXT_SIGNATURE: module.serve_text.get_concrete_function(),

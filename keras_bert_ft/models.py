@@ -116,6 +116,12 @@ class BertClassifier(keras.Model):
       tokenizer: a `WordPieceTokenizer`; its settings and vocabulary are saved
         with the model.
       max_length, truncation: how texts are encoded for this model.
+      head_tokens: with truncation "head_tail", the wordpieces kept from the start
+        (None: a quarter of max_length - 2); see `keras_bert_ft.long_documents`.
+      window_stride: None (default) truncates long texts; an int makes
+        `predict_texts` (and the export) cut each single text into overlapping
+        windows sharing `window_stride` wordpieces and pool their scores.
+      window_pooling: "mean" or "max" of the windows' probabilities per text.
       pairs: True when the model classifies sentence pairs, False for single
         texts, None when unknown (models saved before this was recorded).
         Evaluation, prediction and export read it and refuse input of the
@@ -152,6 +158,9 @@ class BertClassifier(keras.Model):
         lora_targets: Sequence[str] | None = None,
         lora_base_model: str | None = None,
         thresholds: Sequence[float] | None = None,
+        head_tokens: int | None = None,
+        window_stride: int | None = None,
+        window_pooling: str = "mean",
         name: str = "bert_classifier",
         **kwargs,
     ):
@@ -217,6 +226,9 @@ class BertClassifier(keras.Model):
         self.max_length = int(max_length)
         self.truncation = truncation
         self.pairs = None if pairs is None else bool(pairs)
+        self.head_tokens = None if head_tokens is None else int(head_tokens)
+        self.window_stride, self.window_pooling = _check_windows(
+            window_stride, window_pooling, self.max_length, pairs)
         self.train_encoder_layers = None
         self.set_encoder_trainable(train_encoder_layers)
         if lora_rank is not None:
@@ -329,6 +341,7 @@ class BertClassifier(keras.Model):
         return self.tokenizer.encode_batch(
             text_batch(texts), pairs=None if pairs is None else text_batch(pairs),
             max_length=self.max_length, truncation=self.truncation,
+            **({} if self.head_tokens is None else {"head_tokens": self.head_tokens}),
         )  # fmt: skip
 
     def predict_texts(
@@ -349,9 +362,14 @@ class BertClassifier(keras.Model):
         pairs = None if pairs is None else text_batch(pairs)
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
+        if self.window_stride is not None:
+            from keras_bert_ft.long_documents import predict_windows
+
+            return predict_windows(self, texts, batch_size=batch_size)
         ds = make_dataset(
             texts, None, self.tokenizer, pairs=pairs,
             max_length=self.max_length, truncation=self.truncation, batch_size=batch_size,
+            head_tokens=self.head_tokens,
         )  # fmt: skip
         return self.predict(ds, verbose=0)
 
@@ -419,6 +437,9 @@ class BertClassifier(keras.Model):
             "pairs": self.pairs,
             **self._lora_config(),
             "thresholds": None if self.thresholds is None else list(self.thresholds),
+            "head_tokens": self.head_tokens,
+            "window_stride": self.window_stride,
+            "window_pooling": self.window_pooling,
             "name": self.name,
         }
 
@@ -450,6 +471,20 @@ class BertClassifier(keras.Model):
         path = os.path.join(dir_path, "vocab.txt")
         if os.path.exists(path):
             self.tokenizer = WordPieceTokenizer(path, **self.tokenizer_config)
+
+
+def _check_windows(stride, pooling: str, max_length: int, pairs) -> tuple[int | None, str]:
+    """Validated (window_stride, window_pooling) of a classifier."""
+    from keras_bert_ft.long_documents import WINDOW_POOLINGS, check_window_options
+
+    if pooling not in WINDOW_POOLINGS:
+        raise ValueError(f"window_pooling must be one of {WINDOW_POOLINGS}, got {pooling!r}")
+    if stride is None:
+        return None, pooling
+    if pairs:
+        raise ValueError("window_stride is for single texts; this model classifies pairs")
+    check_window_options(max_length, stride)
+    return int(stride), pooling
 
 
 def _head_type(num_classes: int, binary_sigmoid: bool, multi_label: bool) -> str:

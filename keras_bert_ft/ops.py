@@ -24,6 +24,7 @@ from types import ModuleType
 import tensorflow as tf
 
 from keras_bert_ft.atomic import atomic_write
+from keras_bert_ft.long_documents import resolve_head_tokens
 from keras_bert_ft.tokenization import (
     DEFAULT_SPECIAL_TOKENS,
     PADDING_MODES,
@@ -143,6 +144,7 @@ def wordpiece_encode(
     continuation_prefix: str = "##",
     special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
     num_threads: int = 1,
+    head_tokens: int | None = None,
 ) -> dict[str, tf.Tensor]:
     """Tokenize, truncate, pack and pad a batch in the graph, as `encode_batch` does.
 
@@ -155,11 +157,17 @@ def wordpiece_encode(
         lowercase, strip_accents, ...: as `WordPieceTokenizer` (see `op_options`).
         num_threads: threads inside one call; under `tf.data` parallel `map`
             the parallelism comes from the map and 1 is right.
+        head_tokens: the head kept by truncation "head_tail" (single texts
+            only); None: a quarter of `max_length - 2`.
 
     Returns:
         int32 `input_word_ids`, `input_mask`, `input_type_ids`, `[batch, seq]`.
     """
     check_options(truncation, padding)
+    if truncation == "head_tail" and pairs is not None:
+        raise ValueError("truncation 'head_tail' applies to single texts; for pairs use "
+                         "longest_first, only_first, only_second or ratio")
+    head = resolve_head_tokens(int(max_length), head_tokens)
     texts = tf.convert_to_tensor(texts, tf.string)
     single = texts.shape.rank == 0
     if single:
@@ -176,6 +184,7 @@ def wordpiece_encode(
         has_pairs=pairs is not None,
         max_length=int(max_length),
         truncation=truncation,
+        head_tokens=head,
         pad_to_max_length=padding == "max_length",
         pad_to_multiple_of=1 if pad_to_multiple_of is None else int(pad_to_multiple_of),
         lowercase=bool(lowercase),
@@ -201,7 +210,8 @@ class CustomOpTokenizer(tf.Module):
 
     Args:
         tokenizer: the host-side tokenizer whose vocabulary and settings to use.
-        max_length, truncation, padding, pad_to_multiple_of: as `encode_batch`.
+        max_length, truncation, padding, pad_to_multiple_of, head_tokens: as
+            `encode_batch`.
         num_threads: threads inside one call (a serving request batch).
         vocab_file: the file to carry as the asset, when not the tokenizer's
             own (e.g. a copy the exporter writes); it must hold the same tokens.
@@ -217,6 +227,7 @@ class CustomOpTokenizer(tf.Module):
         num_threads: int = 1,
         name: str = "custom_op_tokenizer",
         vocab_file: str | os.PathLike | None = None,
+        head_tokens: int | None = None,
     ) -> None:
         super().__init__(name=name)
         check_options(truncation, padding)
@@ -224,6 +235,7 @@ class CustomOpTokenizer(tf.Module):
         self.vocab = tf.saved_model.Asset(path)
         self.max_length = int(max_length)
         self.truncation = truncation
+        self.head_tokens = resolve_head_tokens(self.max_length, head_tokens)
         self.padding = padding
         self.pad_to_multiple_of = pad_to_multiple_of
         self.num_threads = int(num_threads)
@@ -235,4 +247,4 @@ class CustomOpTokenizer(tf.Module):
             texts, pairs, vocab_file=self.vocab.asset_path, max_length=self.max_length,
             truncation=self.truncation, padding=self.padding,
             pad_to_multiple_of=self.pad_to_multiple_of, num_threads=self.num_threads,
-            **self.options)
+            head_tokens=self.head_tokens, **self.options)

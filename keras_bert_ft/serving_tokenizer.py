@@ -28,6 +28,7 @@ from functools import lru_cache
 import numpy as np
 import tensorflow as tf
 
+from keras_bert_ft.long_documents import check_window_options, resolve_head_tokens
 from keras_bert_ft.tokenization import PADDING_MODES, TRUNCATION_STRATEGIES, WordPieceTokenizer
 
 # Flag bits of csrc/unicode_tables.h.
@@ -71,7 +72,8 @@ class ServingTokenizer(tf.Module):
 
     Args:
         tokenizer: the host-side tokenizer whose vocabulary and settings to use.
-        max_length, truncation, padding, pad_to_multiple_of: as `encode_batch`.
+        max_length, truncation, padding, pad_to_multiple_of, head_tokens: as
+            `encode_batch` ("head_tail" refuses pairs when called).
         wordpiece: "fast" (tensorflow-text `FastWordpieceTokenizer`) or
             "classic" (`WordpieceTokenizer` over a lookup table).
     """
@@ -85,6 +87,7 @@ class ServingTokenizer(tf.Module):
         pad_to_multiple_of: int | None = None,
         wordpiece: str = "fast",
         name: str = "serving_tokenizer",
+        head_tokens: int | None = None,
     ) -> None:
         super().__init__(name=name)
         if truncation not in TRUNCATION_STRATEGIES:
@@ -96,6 +99,7 @@ class ServingTokenizer(tf.Module):
             raise ValueError(f"wordpiece must be 'fast' or 'classic', got {wordpiece!r}")
         self.max_length = int(max_length)
         self.truncation = truncation
+        self.head_tokens = resolve_head_tokens(self.max_length, head_tokens)
         self.padding = padding
         self.pad_to_multiple_of = 1 if pad_to_multiple_of is None else int(pad_to_multiple_of)
         self.lowercase = tokenizer.lowercase
@@ -146,6 +150,9 @@ class ServingTokenizer(tf.Module):
         """Tokenize, truncate, pack and pad a batch, as `WordPieceTokenizer.encode_batch`."""
         texts = tf.convert_to_tensor(texts, tf.string)
         batch = tf.size(texts, out_type=tf.int64)
+        if pairs is not None and self.truncation == "head_tail":
+            raise ValueError("truncation 'head_tail' applies to single texts; for pairs use "
+                             "longest_first, only_first, only_second or ratio")
         if pairs is not None:
             pairs = tf.convert_to_tensor(pairs, tf.string)
             tf.debugging.assert_equal(
@@ -154,6 +161,18 @@ class ServingTokenizer(tf.Module):
             texts = tf.concat([texts, pairs], axis=0)
         ids, rows, lengths = self._token_ids(texts)
         return self._pack(ids, rows, lengths, batch, paired=pairs is not None)
+
+    def windows(self, texts: tf.Tensor, stride: int) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """Overlapping windows of each text, as `encode_batch(return_overflow=True)`.
+
+        Returns the packed rows (one per window) and each window's text index
+        (int64); see `keras_bert_ft.long_documents` for the rules.
+        """
+        ids = self.tokenize(texts)
+        return pack_windows(ids, max_length=self.max_length, stride=stride, cls_id=self.cls_id,
+                            sep_id=self.sep_id, pad_id=self.pad_id,
+                            pad_to_max_length=self.padding == "max_length",
+                            pad_to_multiple_of=self.pad_to_multiple_of)
 
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Wordpiece ids (int64) of each text of a 1-D string tensor, no special tokens."""
@@ -338,9 +357,16 @@ class ServingTokenizer(tf.Module):
         first_len = lengths[:batch]
         if paired:
             keep_first, keep_second = self._kept_lengths(first_len, lengths[batch:], budget)
-        else:  # a single text is always cut at the end, whatever the pair strategy
+        else:  # a single text is cut at the end, whatever the pair strategy, unless head_tail
             keep_first = tf.minimum(first_len, budget)
             keep_second = tf.zeros_like(keep_first)
+        # head_tail: of the first segment's kept tokens, `head` come from its start, the
+        # rest from its end; tokens between are skipped.
+        head = keep_first
+        if self.truncation == "head_tail" and not paired:
+            head = tf.where(first_len > budget,
+                            tf.constant(min(self.head_tokens, budget), first_len.dtype), first_len)
+        skipped = first_len - keep_first
 
         # Each wordpiece's place: its row and column in the packed batch.
         position = tf.range(tf.size(ids, out_type=tf.int64)) - tf.gather(
@@ -349,6 +375,11 @@ class ServingTokenizer(tf.Module):
         row = tf.where(in_second, rows - batch, rows)
         kept = position < tf.gather(tf.concat([keep_first, keep_second], axis=0), rows)
         column = tf.where(in_second, 2 + tf.gather(keep_first, row) + position, 1 + position)
+        if self.truncation == "head_tail" and not paired:
+            row_head, row_skipped = tf.gather(head, rows), tf.gather(skipped, rows)
+            in_tail = position >= row_head + row_skipped
+            kept = (position < row_head) | in_tail
+            column = tf.where(in_tail, 1 + position - row_skipped, 1 + position)
         row, column, ids, types = (tf.boolean_mask(t, kept) for t in (
             row, column, ids, tf.cast(in_second, tf.int64)))
 
@@ -379,3 +410,41 @@ class ServingTokenizer(tf.Module):
             "input_mask": tf.scatter_nd(indices, tf.ones_like(rows_all, tf.int32), shape),
             "input_type_ids": tf.scatter_nd(indices, tf.cast(types_all, tf.int32), shape),
         }
+
+
+def pack_windows(
+    ids: tf.RaggedTensor, *, max_length: int, stride: int, cls_id: int, sep_id: int, pad_id: int,
+    pad_to_max_length: bool = False, pad_to_multiple_of: int = 1,
+) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """In-graph twin of `long_documents.window_rows` + `pack_rows`.
+
+    `ids` holds each text's wordpieces (a ragged `[texts, None]` tensor).
+    Returns int32 `input_word_ids`, `input_mask`, `input_type_ids` `[windows,
+    seq]` and each window's text index (int64 `[windows]`), in text order.
+    """
+    length = check_window_options(max_length, stride)
+    step = length - stride
+    lengths = ids.row_lengths()
+    counts = tf.where(lengths <= length, tf.ones_like(lengths),
+                      1 + (tf.maximum(lengths - length, 0) + step - 1) // step)
+    doc = tf.repeat(tf.range(tf.size(counts, out_type=tf.int64)), counts)
+    k = tf.range(tf.size(doc, out_type=tf.int64)) - tf.repeat(
+        tf.cumsum(counts, exclusive=True), counts)
+    start = k * step
+    size = tf.minimum(tf.gather(lengths, doc) - start, length)
+    begin = tf.gather(ids.row_starts(), doc) + start
+    positions = tf.ragged.range(begin, begin + size)
+    pieces = tf.gather(ids.flat_values, positions.flat_values)
+    rows = tf.size(doc, out_type=tf.int64)
+    cls = tf.fill([rows, 1], tf.constant(cls_id, pieces.dtype))
+    sep = tf.fill([rows, 1], tf.constant(sep_id, pieces.dtype))
+    packed = tf.concat([cls, positions.with_flat_values(pieces), sep], axis=1)
+    if pad_to_max_length:
+        seq = tf.constant(max_length, tf.int64)
+    else:
+        seq = tf.reduce_max(tf.concat([size + 2, [0]], axis=0))
+    seq = (seq + pad_to_multiple_of - 1) // pad_to_multiple_of * pad_to_multiple_of
+    word_ids = packed.to_tensor(default_value=pad_id, shape=tf.stack([rows, seq]))
+    mask = tf.sequence_mask(size + 2, seq, dtype=tf.int32)
+    return {"input_word_ids": tf.cast(word_ids, tf.int32), "input_mask": mask,
+            "input_type_ids": tf.zeros_like(mask)}, doc  # fmt: skip

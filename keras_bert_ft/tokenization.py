@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bert_ft import _wordpiece
+from keras_bert_ft import _wordpiece, long_documents
 
-TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "ratio")
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "ratio", "head_tail")
 PADDING_MODES = ("longest", "max_length")
 DEFAULT_SPECIAL_TOKENS = ("[UNK]", "[SEP]", "[CLS]", "[PAD]", "[MASK]")
 
@@ -159,12 +159,13 @@ class WordPieceTokenizer:
         padding: str = "longest",
         pad_to_multiple_of: int | None = None,
         return_offsets: bool = False,
+        head_tokens: int | None = None,
     ) -> dict[str, np.ndarray]:
         """Encode one text (or pair) as 1-D int32 arrays; see `encode_batch`."""
         batch = self.encode_batch(
             [text], None if pair is None else [pair], max_length=max_length,
             truncation=truncation, padding=padding, pad_to_multiple_of=pad_to_multiple_of,
-            num_threads=1, return_offsets=return_offsets)
+            num_threads=1, return_offsets=return_offsets, head_tokens=head_tokens)
         return {name: array[0] for name, array in batch.items()}
 
     # -- batches ----------------------------------------------------------
@@ -178,6 +179,9 @@ class WordPieceTokenizer:
         pad_to_multiple_of: int | None = None,
         num_threads: int | None = None,
         return_offsets: bool = False,
+        head_tokens: int | None = None,
+        stride: int | None = None,
+        return_overflow: bool = False,
     ) -> dict[str, np.ndarray]:
         """Tokenize, truncate, pack and pad a batch.
 
@@ -194,11 +198,22 @@ class WordPieceTokenizer:
             truncation: for pairs, "longest_first" (original BERT: pop from the
                 longer segment, the second on ties), "only_first",
                 "only_second" or "ratio" (each keeps its share of the room).
-                A single text is always cut at the end.
+                A single text is cut at the end, except with "head_tail"
+                (single texts only; refused for pairs): the first
+                `head_tokens` wordpieces and the last `max_length - 2 -
+                head_tokens` are kept.
             padding: "longest" (the longest row of this batch) or "max_length".
             pad_to_multiple_of: round the padded length up to a multiple.
             num_threads: threads for the batch; None uses every core.
             return_offsets: also return character offsets.
+            head_tokens: the head kept by "head_tail"; None: a quarter of
+                `max_length - 2` (`long_documents.default_head_tokens`).
+            return_overflow: split each (single) text into overlapping windows
+                of `max_length - 2` wordpieces instead of truncating: one row
+                per window, and `overflow_to_sample_mapping` (int32, a row's
+                text index) is returned too. See `keras_bert_ft.long_documents`.
+            stride: with `return_overflow`, wordpieces shared by consecutive
+                windows (0 when None), as in Hugging Face tokenizers.
         """
         if truncation not in TRUNCATION_STRATEGIES:
             raise ValueError(
@@ -213,9 +228,40 @@ class WordPieceTokenizer:
         threads = os.cpu_count() or 1 if num_threads is None else int(num_threads)
         if threads < 1:
             raise ValueError(f"num_threads must be positive, got {num_threads}")
+        if return_overflow:
+            return self._encode_windows(texts, pairs, int(max_length), stride, padding,
+                                        multiple, return_offsets)
+        if stride is not None:
+            raise ValueError("stride is for windows: pass return_overflow=True with it")
+        if truncation == "head_tail" and pairs is not None:
+            raise ValueError("truncation 'head_tail' applies to single texts; for pairs use "
+                             "longest_first, only_first, only_second or ratio")
+        head = long_documents.resolve_head_tokens(int(max_length), head_tokens)
         return self._core.encode_batch(
             texts, pairs, int(max_length), truncation, padding == "max_length", multiple,
-            threads, bool(return_offsets))
+            threads, bool(return_offsets), head)
+
+    def _encode_windows(self, texts, pairs, max_length: int, stride: int | None, padding: str,
+                        multiple: int, return_offsets: bool) -> dict[str, np.ndarray]:
+        """`encode_batch(return_overflow=True)`: one packed row per window."""
+        if pairs is not None:
+            raise ValueError("windows (return_overflow=True) are for single texts, not pairs")
+        if return_offsets:
+            raise ValueError("return_offsets is not supported with return_overflow=True")
+        stride = 0 if stride is None else stride
+        long_documents.check_window_options(max_length, stride)
+        token_ids = []
+        for i, text in enumerate(texts):
+            try:
+                token_ids.append(self._core.encode(text, False)[0])
+            except ValueError as err:
+                raise ValueError(f"texts[{i}]: {err}") from None
+        pieces, docs = long_documents.window_rows(token_ids, max_length, stride)
+        out = long_documents.pack_rows(
+            pieces, self.cls_id, self.sep_id, self.pad_id, max_length=max_length,
+            pad_to_max_length=padding == "max_length", pad_to_multiple_of=multiple)
+        out["overflow_to_sample_mapping"] = docs
+        return out
 
     # -- decoding ---------------------------------------------------------
     def decode(

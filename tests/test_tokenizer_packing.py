@@ -179,3 +179,24 @@ def test_offsets_in_batches(tokenizer):
     assert tokens == ["[CLS]", "hello", ",", "world", "[SEP]"]
     assert [text[a:b] for a, b in spans[1:4]] == ["Héllo", ",", "wörld"]
     assert spans[0] == spans[4] == (0, 0)
+
+
+def reference_head_tail(ids: list, budget: int, head: int) -> list:
+    """head_tail written out: the first `head` and the last `budget - head`, or all that fit."""
+    if len(ids) <= budget:
+        return list(ids)
+    head = min(head, budget)
+    return list(ids[:head]) + list(ids[len(ids) - (budget - head):])
+
+
+def test_head_tail_equals_reference_on_sst2(tokenizer, reference, data_dir):
+    texts = sst2_sentences(data_dir, "dev")
+    full = [e.ids for e in reference.encode_batch(texts, add_special_tokens=False)]
+    for max_length, head in ((12, 3), (20, 0), (20, 18), (16, None)):
+        batch = tokenizer.encode_batch(texts, max_length=max_length, truncation="head_tail",
+                                       head_tokens=head, padding="max_length")
+        h = (max_length - 2) // 4 if head is None else head
+        for row, ids in enumerate(full):
+            want = [101, *reference_head_tail(ids, max_length - 2, h), 102]
+            want += [0] * (max_length - len(want))
+            assert batch["input_word_ids"][row].tolist() == want

@@ -110,7 +110,8 @@ void TestRandomInput(const kbf::Tokenizer& t, int rounds) {
     std::vector<std::string_view> pairs(views.rbegin(), views.rend());
     kbf::BatchOptions options;
     options.max_length = 1 + static_cast<size_t>(r % 40);
-    options.truncation = static_cast<kbf::Truncation>(r % 4);
+    options.truncation = static_cast<kbf::Truncation>(r % 5);  // kHeadTail: 4
+    options.head_tokens = static_cast<size_t>(r % 7);
     options.num_threads = 1 + static_cast<size_t>(r % 3);
     options.offsets = r % 2 == 0;
     std::vector<int32_t> ids, mask, types, offsets;
@@ -125,7 +126,8 @@ void TestRandomInput(const kbf::Tokenizer& t, int rounds) {
                                                    options, allocate);
     bool all_valid = true;
     for (const auto& v : views) all_valid &= kbf::utf8::FindInvalid(v) == std::string_view::npos;
-    if (options.max_length < (r % 2 ? 3u : 2u)) {
+    if (options.max_length < (r % 2 ? 3u : 2u) ||
+        (r % 2 && options.truncation == kbf::Truncation::kHeadTail)) {
       CHECK(!error.ok);
       continue;
     }
@@ -147,12 +149,37 @@ void TestRandomInput(const kbf::Tokenizer& t, int rounds) {
   }
 }
 
+// head_tail keeps the first head_tokens and the last budget - head_tokens; pairs refuse it.
+void TestHeadTail(const kbf::Tokenizer& t) {
+  const std::vector<std::string_view> texts = {"a b a b a b the movie", "the movie"};
+  kbf::BatchOptions options;
+  options.max_length = 6;
+  options.truncation = kbf::Truncation::kHeadTail;
+  options.head_tokens = 1;
+  std::vector<int32_t> ids, mask, types;
+  auto allocate = [&](size_t batch, size_t seq) {
+    ids.assign(batch * seq, -1);
+    mask.assign(batch * seq, -1);
+    types.assign(batch * seq, -1);
+    return kbf::BatchBuffers{ids.data(), mask.data(), types.data(), nullptr};
+  };
+  CHECK(kbf::EncodeBatch(t, texts, {}, options, allocate).ok);
+  CHECK((ids == std::vector<int32_t>{2, 10, 11, 5, 6, 3, 2, 5, 6, 3, 0, 0}));
+  options.head_tokens = 9;  // more than the budget: the head alone
+  CHECK(kbf::EncodeBatch(t, texts, {}, options, allocate).ok);
+  CHECK((std::vector<int32_t>(ids.begin(), ids.begin() + 6) ==
+         std::vector<int32_t>{2, 10, 11, 10, 11, 3}));
+  const kbf::BatchError error = kbf::EncodeBatch(t, texts, texts, options, allocate);
+  CHECK(!error.ok && error.index == texts.size());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   TestTokenizer();
   TestTruncation();
   kbf::Tokenizer small(SmallVocab(), kbf::TokenizerOptions{});
+  TestHeadTail(small);
   TestRandomInput(small, 3000);
   if (argc > 1) {
     kbf::TokenizerOptions cased;

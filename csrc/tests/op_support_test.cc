@@ -76,6 +76,7 @@ void TestCheckVocabAndTruncation() {
   kbf::Truncation t;
   CHECK(kbf::ParseTruncation("ratio", &t) && t == kbf::Truncation::kRatio);
   CHECK(kbf::ParseTruncation("only_second", &t) && t == kbf::Truncation::kOnlySecond);
+  CHECK(kbf::ParseTruncation("head_tail", &t) && t == kbf::Truncation::kHeadTail);
   CHECK(!kbf::ParseTruncation("middle", &t));
 }
 

@@ -51,6 +51,7 @@ def encode_texts(
     truncation: str = "longest_first",
     chunk_size: int = 4096,
     num_threads: int | None = None,
+    head_tokens: int | None = None,
 ) -> EncodedTexts:
     """Tokenize all rows once with `tokenizer.encode_batch` and keep them ragged.
 
@@ -70,6 +71,7 @@ def encode_texts(
             truncation=truncation,
             padding="longest",
             num_threads=num_threads,
+            **({} if head_tokens is None else {"head_tokens": head_tokens}),
         )
         mask = np.asarray(enc["input_mask"]).astype(bool)
         # Padding is on the right, so boolean indexing (row-major) keeps each
@@ -87,6 +89,47 @@ def encode_texts(
         row_splits=row_splits,
         max_length=max_length,
     )
+
+
+def encode_windows(
+    tokenizer, texts: Sequence[str], *, max_length: int = 128, stride: int = 0,
+) -> tuple[EncodedTexts, np.ndarray]:
+    """Overlapping windows of each text (see `keras_bert_ft.long_documents`), kept ragged.
+
+    Returns the windows as `EncodedTexts` (one row per window, texts in order)
+    and each window's text index (int32).
+    """
+    from keras_bert_ft.long_documents import window_rows
+
+    token_ids = []
+    for i, text in enumerate(texts):
+        try:
+            token_ids.append(tokenizer.token_ids(text))
+        except ValueError as err:
+            raise ValueError(f"texts[{i}]: {err}") from None
+    pieces, docs = window_rows(token_ids, max_length, stride)
+    rows = [np.concatenate([[tokenizer.cls_id], p, [tokenizer.sep_id]]).astype(np.int32)
+            for p in pieces]  # fmt: skip
+    row_splits = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in rows], out=row_splits[1:])
+    word_ids = np.concatenate(rows) if rows else np.zeros(0, np.int32)
+    encoded = EncodedTexts(word_ids=word_ids, type_ids=np.zeros_like(word_ids),
+                           row_splits=row_splits, max_length=max_length)  # fmt: skip
+    return encoded, docs
+
+
+def make_window_dataset(
+    texts: Sequence[str], labels: np.ndarray | None, tokenizer, *, max_length: int = 128,
+    stride: int = 0, **kwargs,
+) -> tuple[tf.data.Dataset, np.ndarray]:
+    """`make_dataset` over windows: each window is a row labelled with its text's label.
+
+    Returns the dataset and each window's text index (to pool predictions).
+    Takes the keyword arguments of `make_tf_dataset`.
+    """
+    encoded, docs = encode_windows(tokenizer, texts, max_length=max_length, stride=stride)
+    window_labels = None if labels is None else np.asarray(labels)[docs]
+    return make_tf_dataset(encoded, window_labels, **kwargs), docs
 
 
 def compute_class_weight(labels: np.ndarray, num_classes: int | None = None) -> dict[int, float]:
@@ -220,6 +263,7 @@ def make_dataset(
     max_length: int = 128,
     truncation: str = "longest_first",
     num_threads: int | None = None,
+    head_tokens: int | None = None,
     **kwargs,
 ) -> tf.data.Dataset:
     """Tokenize `texts` (and `pairs`) once and return a batched `tf.data.Dataset`.
@@ -230,7 +274,7 @@ def make_dataset(
     """
     encoded = encode_texts(
         tokenizer, texts, pairs, max_length=max_length, truncation=truncation,
-        num_threads=num_threads,
+        num_threads=num_threads, head_tokens=head_tokens,
     )  # fmt: skip
     return make_tf_dataset(encoded, labels, **kwargs)
 

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from keras_bert_ft import ops
+from keras_bert_ft.long_documents import resolve_head_tokens
 from keras_bert_ft.tokenization import DEFAULT_SPECIAL_TOKENS
 
 _ASSET_NAME = "vocab.txt"
@@ -30,7 +31,8 @@ class WordPieceEncode(keras.layers.Layer):
         vocab_file: path of vocab.txt.
         lowercase, strip_accents, max_input_chars_per_word, unk_token,
         continuation_prefix, special_tokens: as `WordPieceTokenizer`.
-        max_length, truncation, padding, pad_to_multiple_of: as `encode_batch`.
+        max_length, truncation, padding, pad_to_multiple_of, head_tokens: as
+            `encode_batch`.
     """
 
     def __init__(
@@ -46,10 +48,12 @@ class WordPieceEncode(keras.layers.Layer):
         unk_token: str = "[UNK]",
         continuation_prefix: str = "##",
         special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+        head_tokens: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         ops.check_options(truncation, padding)
+        self.head_tokens = resolve_head_tokens(int(max_length), head_tokens)
         self.lowercase = bool(lowercase)
         self.strip_accents = self.lowercase if strip_accents is None else bool(strip_accents)
         self.max_length = int(max_length)
@@ -77,7 +81,8 @@ class WordPieceEncode(keras.layers.Layer):
             pad_to_multiple_of=self.pad_to_multiple_of, lowercase=self.lowercase,
             strip_accents=self.strip_accents,
             max_input_chars_per_word=self.max_input_chars_per_word, unk_token=self.unk_token,
-            continuation_prefix=self.continuation_prefix, special_tokens=self.special_tokens)
+            continuation_prefix=self.continuation_prefix, special_tokens=self.special_tokens,
+            head_tokens=self.head_tokens)
 
     def compute_output_spec(self, inputs):
         texts = inputs[0] if isinstance(inputs, list | tuple) else inputs
@@ -113,6 +118,7 @@ class WordPieceEncode(keras.layers.Layer):
             "unk_token": self.unk_token,
             "continuation_prefix": self.continuation_prefix,
             "special_tokens": list(self.special_tokens),
+            "head_tokens": self.head_tokens,
         })
         return config
 

@@ -21,10 +21,15 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert_ft.atomic import atomic_write
-from keras_bert_ft.data.pipeline import dataset_from
+from keras_bert_ft.data.pipeline import dataset_from, make_window_dataset
 from keras_bert_ft.data.readers import TextDataset
 from keras_bert_ft.lora import DEFAULT_TARGETS
-from keras_bert_ft.reports import ClassificationReport, MultiLabelReport, multilabel_report
+from keras_bert_ft.reports import (
+    ClassificationReport,
+    MultiLabelReport,
+    classification_report,
+    multilabel_report,
+)
 from keras_bert_ft.training.runs import describe_run, finish_run, prepare_output_dir
 from keras_bert_ft.training.strategies import (
     enable_determinism,
@@ -65,6 +70,9 @@ class FinetuneSettings:
     clipnorm: float | None = 1.0
     max_length: int = 128
     truncation: str = "longest_first"
+    head_tokens: int | None = None  # truncation "head_tail": wordpieces kept from the start
+    window_stride: int | None = None  # long texts as overlapping windows (long_documents)
+    window_pooling: str = "mean"
     class_weight: str | None = None
     precision: str = "float32"
     strategy: str = "auto"
@@ -126,6 +134,9 @@ def build_classifier(settings: FinetuneSettings, label_names, strategy=None,
             tokenizer=tokenizer,
             max_length=settings.max_length,
             truncation=settings.truncation,
+            head_tokens=settings.head_tokens,
+            window_stride=settings.window_stride,
+            window_pooling=settings.window_pooling,
             pairs=pairs,
             lora_rank=settings.lora_rank,
             lora_alpha=settings.lora_alpha,
@@ -229,14 +240,24 @@ def finetune(
         f"pooling={s.pooling}, fine-tune={_mode(s.train_encoder_layers, s.lora_rank)}, "
         f"strategy={type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)"
     )
-    kw = dict(max_length=s.max_length, truncation=s.truncation, batch_size=s.batch_size)
-    train_ds = dataset_from(train, tokenizer, shuffle=True, seed=s.seed,
-                            class_weight=s.class_weight, **kw)  # fmt: skip
-    val_ds = dataset_from(validation, tokenizer, **kw) if validation is not None else None
+    kw = dict(max_length=s.max_length, truncation=s.truncation, batch_size=s.batch_size,
+              head_tokens=s.head_tokens)
+    train_rows = len(train)
+    if s.window_stride is not None:  # every window is a row labelled with its text's label
+        win = dict(max_length=s.max_length, stride=s.window_stride, batch_size=s.batch_size)
+        train_ds, docs = make_window_dataset(train.texts, train.labels, tokenizer, shuffle=True,
+                                             seed=s.seed, class_weight=s.class_weight, **win)
+        train_rows = len(docs)
+        val_ds = None if validation is None else make_window_dataset(
+            validation.texts, validation.labels, tokenizer, **win)[0]
+    else:
+        train_ds = dataset_from(train, tokenizer, shuffle=True, seed=s.seed,
+                                class_weight=s.class_weight, **kw)  # fmt: skip
+        val_ds = dataset_from(validation, tokenizer, **kw) if validation is not None else None
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         train_ds = _shard_by_data(train_ds)
         val_ds = _shard_by_data(val_ds) if val_ds is not None else None
-    steps_per_epoch = math.ceil(len(train) / s.batch_size)
+    steps_per_epoch = math.ceil(train_rows / s.batch_size)
     with strategy.scope():
         compile_classifier(
             model, total_steps=steps_per_epoch * s.epochs, learning_rate=s.learning_rate,
@@ -280,6 +301,9 @@ def finetune(
         report, report_at_half = evaluate_multilabel(
             model, tokenizer, validation if s.tune_thresholds else None, eval_set, kw, log=log
         )
+    elif eval_set is not None and s.window_stride is not None:  # scores pooled per text
+        report = classification_report(np.asarray(eval_set.labels),
+                                       model.predict_texts(eval_set.texts), label_names)
     elif eval_set is not None:
         features = dataset_from(
             TextDataset(eval_set.texts, eval_set.pairs, None, None), tokenizer, **kw
@@ -319,6 +343,8 @@ def evaluate_multilabel(model, tokenizer, validation: TextDataset | None,
     """Tune `model`'s per-label thresholds on `validation` (when given; they are set on
     the model), then report on `eval_set` with them and with 0.5 for every label."""
     def scores_of(data: TextDataset) -> np.ndarray:
+        if getattr(model, "window_stride", None) is not None:  # windows pooled per text
+            return np.asarray(model.predict_texts(data.texts))
         features = dataset_from(TextDataset(data.texts, data.pairs, None, None), tokenizer,
                                 **encode_kw)  # fmt: skip
         return np.asarray(model.predict(features, verbose=0))
