@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_bert_ft.data.errors import DataError
+from keras_bert_ft.data.readers import split_lines
 from keras_bert_ft.pretraining.masking import MaskingOptions, MaskingVocab, mask_tokens_op
 
 _HTML_BREAKS = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -65,8 +66,8 @@ def read_documents(path: str | os.PathLike, json_field: str = "text") -> list[li
         paragraphs = [[text] for text in _json_documents(path, json_field)]
     else:
         try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+            with open(path, encoding="utf-8", newline="") as f:
+                lines = split_lines(f.read())
         except UnicodeDecodeError as e:
             raise PretrainingDataError(f"{path}: not valid UTF-8 (byte {e.start})") from None
         if any(not line.strip() for line in lines[:-1]) and sum(
