@@ -53,6 +53,21 @@ def predictions_to_classes(y_pred) -> np.ndarray:
     return y.astype(np.int64)
 
 
+
+def per_class_metrics(report, thresholds=None) -> dict[str, dict]:
+    """Precision, recall, F1 and support (and threshold) of each label, keyed by name."""
+    out = {}
+    for i, name in enumerate(report.label_names):
+        out[name] = {
+            "precision": float(report.precision[i]),
+            "recall": float(report.recall[i]),
+            "f1": float(report.f1[i]),
+            "support": int(report.support[i]),
+        }
+        if thresholds is not None:
+            out[name]["threshold"] = float(thresholds[i])
+    return out
+
 @dataclass
 class ClassificationReport:
     """All metrics of one evaluation; build it with `classification_report`."""
@@ -97,15 +112,7 @@ class ClassificationReport:
             "macro_precision": self.macro_precision,
             "macro_recall": self.macro_recall,
             "weighted_f1": self.weighted_f1,
-            "per_class": {
-                name: {
-                    "precision": float(self.precision[i]),
-                    "recall": float(self.recall[i]),
-                    "f1": float(self.f1[i]),
-                    "support": int(self.support[i]),
-                }
-                for i, name in enumerate(self.label_names)
-            },
+            "per_class": per_class_metrics(self),
             "labels": list(self.label_names),
             "confusion_matrix": self.confusion.tolist(),
         }
@@ -312,16 +319,7 @@ class MultiLabelReport:
             "macro_recall": self.macro_recall,
             "subset_accuracy": self.subset_accuracy,
             "hamming_loss": self.hamming_loss,
-            "per_class": {
-                name: {
-                    "precision": float(self.precision[i]),
-                    "recall": float(self.recall[i]),
-                    "f1": float(self.f1[i]),
-                    "support": int(self.support[i]),
-                    "threshold": float(self.thresholds[i]),
-                }
-                for i, name in enumerate(self.label_names)
-            },
+            "per_class": per_class_metrics(self, thresholds=self.thresholds),
             "labels": list(self.label_names),
         }
 
