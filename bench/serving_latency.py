@@ -221,9 +221,8 @@ def cpu_tuning(args) -> int:
         "(no Keras) in a fresh process per thread setting; `serving_default` on raw SST-2 "
         f"dev sentences; {WARMUP_CALLS} warm-up calls per batch size, then timed calls "
         f"(batch 1: {args.calls} calls, batch 8: half, batch 32: a quarter). 0 threads means "
-        "TensorFlow's default (one per core). Measured on the shared 2-core CPU while other "
-        "workers ran their jobs: absolute numbers are noisy, p90 especially; compare rows "
-        "of the same run only.\n\n"
+        "TensorFlow's default (one per core). Other work on the machine slows every row "
+        "(see the load average above): compare rows of the same run only.\n\n"
         "| inter-op | intra-op | batch | p50 ms / call | p90 ms / call | texts/s | "
         "first call ms |\n|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n")
     write_result("serving_latency_cpu_tuning", {"results": results, "calls": args.calls,
