@@ -7,7 +7,13 @@ use, so that `keras_bert_ft.cli` can quiet TensorFlow before it loads.
 
 from importlib import import_module
 
-from keras_bert_ft.errors import CheckpointError, KerasBertFtError, ModelNotFoundError
+from keras_bert_ft.errors import (
+    CheckpointFormatError,
+    DataError,
+    ExportError,
+    KerasBertFtError,
+    ModelNotFoundError,
+)
 from keras_bert_ft.tokenization import WordPieceTokenizer
 
 __version__ = "0.1.0"
@@ -21,7 +27,9 @@ _LAZY_EXPORTS = {
 }
 
 __all__ = [
-    "CheckpointError",
+    "CheckpointFormatError",
+    "DataError",
+    "ExportError",
     "KerasBertFtError",
     "ModelNotFoundError",
     "WordPieceTokenizer",
@@ -32,4 +40,8 @@ __all__ = [
 def __getattr__(name: str):
     if name in _LAZY_EXPORTS:
         return getattr(import_module(_LAZY_EXPORTS[name]), name)
+    if name == "CheckpointError":  # deprecated alias, kept for one release
+        from keras_bert_ft import errors
+
+        return errors.CheckpointError
     raise AttributeError(f"module 'keras_bert_ft' has no attribute {name!r}")

@@ -30,8 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_bert_ft.data.errors import DataError  # noqa: F401  (re-exported for callers)
-from keras_bert_ft.errors import KerasBertFtError
+from keras_bert_ft.errors import (
+    DataError,  # noqa: F401  (re-exported for callers)
+    KerasBertFtError,
+)
 
 EXIT_USAGE = 2  # the input was wrong: a bad option, file, model or data
 EXIT_BUG = 1  # an unexpected exception

@@ -15,7 +15,7 @@ import json
 import os
 from typing import Any
 
-from keras_bert_ft.errors import CheckpointError
+from keras_bert_ft.errors import CheckpointFormatError
 
 ACTIVATIONS = ("gelu_exact", "gelu_tanh", "relu", "silu")
 
@@ -79,14 +79,14 @@ _GOOGLE_ACTIVATIONS = {
 }
 
 
-def unsupported_family(model_type: str, source: str | None = None) -> CheckpointError:
+def unsupported_family(model_type: str, source: str | None = None) -> CheckpointFormatError:
     """The error for a model family this package cannot load, saying which part is missing.
 
     `source` names what declared the family (e.g. "keras-hub RobertaBackbone").
     """
     where = f"{source}: " if source else ""
     why = _UNSUPPORTED_FAMILIES.get(model_type)
-    return CheckpointError(
+    return CheckpointFormatError(
         f"{where}model_type {model_type!r} is not supported: only BERT models and the "
         "WordPiece families DistilBERT and ELECTRA load" + (f". {why}" if why else "")
     )
@@ -96,7 +96,7 @@ def _translate(name: str, table: dict[str, str], source: str) -> str:
     if name in ACTIVATIONS:
         return name
     if name not in table:
-        raise CheckpointError(
+        raise CheckpointFormatError(
             f"unsupported hidden_act {name!r} in the {source} config; supported: "
             f"{', '.join(sorted(table))}"
         )
@@ -197,7 +197,7 @@ class BertConfig:
             return cls._from_distilbert_keys(d)
         position = d.get("position_embedding_type", "absolute")
         if position != "absolute":
-            raise CheckpointError(
+            raise CheckpointFormatError(
                 f"position_embedding_type {position!r} is not supported (only 'absolute')"
             )
         config = cls._from_bert_keys(d, _HF_ACTIVATIONS, "Hugging Face")
@@ -335,7 +335,7 @@ class BertConfig:
             family = _KERAS_HUB_UNSUPPORTED.get(class_name)
             if family is not None:
                 raise unsupported_family(family, f"keras-hub {class_name}")
-            raise CheckpointError(
+            raise CheckpointFormatError(
                 f"keras-hub {class_name} is not supported; supported backbones: "
                 f"{', '.join(KERAS_HUB_FAMILIES)}"
             )
@@ -397,9 +397,9 @@ class BertConfig:
             with open(path, encoding="utf-8") as f:
                 d = json.load(f)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{path}: not a valid JSON file ({e})") from None
+            raise CheckpointFormatError(f"{path}: not a valid JSON file ({e})") from None
         if not isinstance(d, dict):
-            raise CheckpointError(f"{path}: expected a JSON object, found {type(d).__name__}")
+            raise CheckpointFormatError(f"{path}: expected a JSON object, found {type(d).__name__}")
         if fmt is None:
             inner = d.get("config", d) if isinstance(d.get("config"), dict) else d
             if "vocabulary_size" in inner or ("class_name" in d and inner is not d):
@@ -418,7 +418,7 @@ class BertConfig:
             raise ValueError(f"unknown config format {fmt!r}; expected one of {list(readers)}")
         try:
             return readers[fmt](d)
-        except ValueError as e:  # CheckpointError, or an inconsistent config
-            raise CheckpointError(f"{path}: {e}") from None
+        except ValueError as e:  # CheckpointFormatError, or an inconsistent config
+            raise CheckpointFormatError(f"{path}: {e}") from None
         except KeyError as e:
-            raise CheckpointError(f"{path}: the config has no {e.args[0]!r}") from None
+            raise CheckpointFormatError(f"{path}: the config has no {e.args[0]!r}") from None

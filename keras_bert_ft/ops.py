@@ -24,6 +24,7 @@ from types import ModuleType
 import tensorflow as tf
 
 from keras_bert_ft.atomic import atomic_write
+from keras_bert_ft.errors import OpLibraryError
 from keras_bert_ft.long_documents import resolve_head_tokens
 from keras_bert_ft.tokenization import (
     DEFAULT_SPECIAL_TOKENS,
@@ -35,10 +36,6 @@ from keras_bert_ft.tokenization import (
 OP_LIBRARY_PATH = Path(__file__).with_name("_wordpiece_op.so")
 BUILD_INFO_PATH = Path(__file__).with_name("_wordpiece_op_build.json")
 FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
-
-
-class OpLibraryError(ImportError):
-    """The op library is missing or was built for another TensorFlow."""
 
 
 def built_with_tensorflow() -> str | None:

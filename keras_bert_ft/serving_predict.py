@@ -149,8 +149,8 @@ def read_texts(path: str | os.PathLike, text_column: str | int = "text",
     keys of each line's object. Bad input raises `DataError` naming the file
     and line (the readers of `keras_bert_ft.data`).
     """
-    from keras_bert_ft.data.errors import DataError
     from keras_bert_ft.data.readers import read_file, read_jsonl
+    from keras_bert_ft.errors import DataError
 
     p = Path(path)
     if not p.is_file():

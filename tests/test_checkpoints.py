@@ -470,24 +470,25 @@ def test_not_found_says_what_was_tried(tmp_path, monkeypatch):
 
 def test_unsupported_model_family_is_named(tmp_path):
     from keras_bert_ft.checkpoints import inspect_pretrained
-    from keras_bert_ft.errors import CheckpointError
+    from keras_bert_ft.errors import CheckpointFormatError
 
     path = tiny_hf_dir(tmp_path / "m")
     config = json.loads((path / "config.json").read_text())
     (path / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
     for read in (inspect_pretrained, keras_bert_ft.load_pretrained):
-        with pytest.raises(CheckpointError, match=r"config.json: model_type 'roberta' is not "
+        with pytest.raises(CheckpointFormatError, match=r"config.json: model_type 'roberta' is not "
                                                   r"supported: only BERT models"):
             read(path)
     del config["hidden_size"]
     (path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=r"config.json: the config has no 'hidden_size'"):
+    with pytest.raises(CheckpointFormatError,
+                       match=r"config.json: the config has no 'hidden_size'"):
         inspect_pretrained(path)
 
 
 def test_inspect_reads_config_and_vocab_without_weights(tmp_path):
     from keras_bert_ft.checkpoints import inspect_pretrained
-    from keras_bert_ft.errors import CheckpointError
+    from keras_bert_ft.errors import CheckpointFormatError
 
     path = tiny_hf_dir(tmp_path / "m")
     (path / "model.safetensors").write_bytes(b"not weights")  # never read by inspect
@@ -499,7 +500,7 @@ def test_inspect_reads_config_and_vocab_without_weights(tmp_path):
     # A vocabulary that does not fit the embeddings, and none at all.
     lines = (path / "vocab.txt").read_text().splitlines(keepends=True)
     (path / "vocab.txt").write_text("".join(lines[:-1]))
-    with pytest.raises(CheckpointError, match="has 39 tokens but the word embedding matrix"):
+    with pytest.raises(CheckpointFormatError, match="has 39 tokens but the word embedding matrix"):
         inspect_pretrained(path)
     (path / "vocab.txt").unlink()
     assert inspect_pretrained(path).vocab_size is None
@@ -548,13 +549,13 @@ def test_tokenizer_json_only_directory(casing, tmp_path, vocab_file, data_dir):
 def test_tokenizer_json_of_another_kind_is_not_supported(tmp_path, vocab_file):
     tokenizers = pytest.importorskip("tokenizers")
     transformers = pytest.importorskip("transformers")
-    from keras_bert_ft.errors import CheckpointError
+    from keras_bert_ft.errors import CheckpointFormatError
 
     path = _hf_dir_with_tokenizer_json(
         tmp_path / "m", transformers.BertTokenizerFast(vocab=str(vocab_file)))
     bpe = tokenizers.Tokenizer(tokenizers.models.BPE(vocab={"a": 0, "b": 1, "ab": 2},
                                                      merges=[("a", "b")]))  # fmt: skip
     bpe.save(str(path / "tokenizer.json"))
-    with pytest.raises(CheckpointError, match=r"tokenizer.json: a BPE tokenizer is not "
+    with pytest.raises(CheckpointFormatError, match=r"tokenizer.json: a BPE tokenizer is not "
                                               r"supported; only WordPiece \(BERT\)"):
         keras_bert_ft.load_pretrained(path)

@@ -244,7 +244,7 @@ def test_debug_adds_the_traceback(work, tmp_path):
     proc = run_cli(["train", "--train", str(work["ok"]), "--model", str(work["roberta"]),
                     "--debug"], tmp_path)  # fmt: skip
     assert proc.returncode == 2
-    assert "Traceback" in proc.stderr and "CheckpointError" in proc.stderr
+    assert "Traceback" in proc.stderr and "CheckpointFormatError" in proc.stderr
     assert proc.stderr.splitlines()[-1].startswith("error: ")
 
 

@@ -24,7 +24,7 @@ from keras_bert_ft.checkpoints import (
     save_tfhub,
 )
 from keras_bert_ft.config import BertConfig
-from keras_bert_ft.errors import CheckpointError
+from keras_bert_ft.errors import CheckpointFormatError
 from keras_bert_ft.layers import BertEncoder
 from keras_bert_ft.models import BertClassifier
 
@@ -317,9 +317,10 @@ def test_family_config_checks_and_serialises():
 
 def test_bert_only_formats_refuse_other_families(hf_models, tmp_path):
     encoder = keras_bert_ft.load_pretrained(hf_models["distilbert"][1])[0]
-    with pytest.raises(CheckpointError, match="Google BERT checkpoints hold BERT models only"):
+    with pytest.raises(CheckpointFormatError,
+                       match="Google BERT checkpoints hold BERT models only"):
         save_google(encoder, str(tmp_path / "g"))
-    with pytest.raises(CheckpointError, match="has no pooler; save it with save_hf"):
+    with pytest.raises(CheckpointFormatError, match="has no pooler; save it with save_hf"):
         save_tfhub(encoder, str(tmp_path / "t"))
     assert not (tmp_path / "g").exists() and not (tmp_path / "t").exists()
 
@@ -343,7 +344,7 @@ def test_other_families_say_what_is_missing(model_type, tmp_path):
     (path / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE"}}))
     title, part = UNSUPPORTED[model_type]
     for read in (keras_bert_ft.load_pretrained, inspect_pretrained):
-        with pytest.raises(CheckpointError) as e:
+        with pytest.raises(CheckpointFormatError) as e:
             read(path)
         message = str(e.value)
         assert f"model_type '{model_type}' is not supported" in message
@@ -357,14 +358,16 @@ def test_unsupported_keras_hub_preset_is_named(tmp_path):
          "class_name": "RobertaBackbone", "config": {"vocabulary_size": 50},
          "registered_name": "keras_hub>RobertaBackbone"}))  # fmt: skip
     (tmp_path / "model.weights.h5").write_bytes(b"")
-    with pytest.raises(CheckpointError, match=r"keras-hub RobertaBackbone: model_type 'roberta' "
-                                              r"is not supported.*byte-level BPE"):
+    with pytest.raises(CheckpointFormatError,
+                       match=r"keras-hub RobertaBackbone: model_type 'roberta' "
+                             r"is not supported.*byte-level BPE"):
         keras_bert_ft.load_pretrained(tmp_path)
     import keras_hub
 
     backbone = keras_hub.models.RobertaBackbone(vocabulary_size=50, num_layers=1, num_heads=2,
                                                 hidden_dim=8, intermediate_dim=16)  # fmt: skip
-    with pytest.raises(CheckpointError, match=r"keras-hub RobertaBackbone: model_type 'roberta'"):
+    with pytest.raises(CheckpointFormatError,
+                       match=r"keras-hub RobertaBackbone: model_type 'roberta'"):
         keras_bert_ft.load_pretrained(backbone)
 
 
@@ -383,7 +386,7 @@ def test_hub_download_refuses_family_before_looking_for_vocab(tmp_path, monkeypa
     monkeypatch.setenv("KBF_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("KBF_HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
     try:
-        with pytest.raises(CheckpointError, match="RoBERTa needs a byte-level BPE tokenizer"):
+        with pytest.raises(CheckpointFormatError, match="RoBERTa needs a byte-level BPE tokenizer"):
             keras_bert_ft.load_pretrained("someone/tiny-roberta")
     finally:
         server.shutdown()

@@ -7,10 +7,10 @@ packaged model name (`all-minilm-l6-v2`) or a Hugging Face Hub name.
 Besides BERT, the WordPiece families DistilBERT and ELECTRA load from Hugging
 Face directories and keras-hub presets (`BertConfig.model_type`); other
 families (RoBERTa, XLM-R, DeBERTa, ALBERT, ...) are recognised and refused
-with a `CheckpointError` naming the part that is not supported.
+with a `CheckpointFormatError` naming the part that is not supported.
 `inspect_pretrained(source)` reads only what a source says about itself (its
 config and vocabulary), so that options can be checked before any weights load.
-Sources that cannot be used raise `ModelNotFoundError` or `CheckpointError`.
+Sources that cannot be used raise `ModelNotFoundError` or `CheckpointFormatError`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from keras_bert_ft.checkpoints.huggingface import save_hf
 from keras_bert_ft.checkpoints.keras_hub import save_keras_hub_preset, to_keras_hub
 from keras_bert_ft.checkpoints.tfhub import HubEncoderLayer, save_tfhub
 from keras_bert_ft.config import BertConfig
-from keras_bert_ft.errors import CheckpointError, ModelNotFoundError
+from keras_bert_ft.errors import CheckpointFormatError, ModelNotFoundError
 
 __all__ = [
-    "CheckpointError",
+    "CheckpointFormatError",
     "HubEncoderLayer",
     "ModelNotFoundError",
     "PretrainedInfo",
@@ -54,7 +54,7 @@ FORMATS = {
 def detect_format(path: str) -> str:
     """Which format the directory `path` holds: "hf", "google", "tfhub" or "keras_hub"."""
     if not os.path.isdir(path):
-        raise CheckpointError(f"{path} is a file, not a directory holding a BERT checkpoint")
+        raise CheckpointFormatError(f"{path} is a file, not a directory holding a BERT checkpoint")
     if keras_hub.is_keras_hub_preset(path):
         return "keras_hub"
     if huggingface.is_hf_dir(path):
@@ -65,7 +65,7 @@ def detect_format(path: str) -> str:
         return "tfhub"
     looked_for = "; ".join(f"{title} ({', '.join(files)})" for title, files in FORMATS.values())
     found = ", ".join(sorted(os.listdir(path))) or "nothing"
-    raise CheckpointError(
+    raise CheckpointFormatError(
         f"{path} holds no BERT checkpoint in a known format. Looked for: {looked_for}. "
         f"Found: {found}"
     )
@@ -74,7 +74,7 @@ def detect_format(path: str) -> str:
 def _apply_options(config: BertConfig, num_layers: int | None, overrides: dict) -> BertConfig:
     if num_layers is not None:
         if not 1 <= num_layers <= config.num_layers:
-            raise CheckpointError(
+            raise CheckpointFormatError(
                 f"num_layers={num_layers}, but the checkpoint has {config.num_layers} layers"
             )
         config = config.replace(num_layers=num_layers)
@@ -159,7 +159,7 @@ def inspect_pretrained(source: str | os.PathLike) -> PretrainedInfo:
     """Find `source` (as `load_pretrained` does) and read its config and vocabulary, but
     not its weights: cheap enough to check options (sequence length, layers) first.
 
-    Raises ModelNotFoundError or CheckpointError, as `load_pretrained` would.
+    Raises ModelNotFoundError or CheckpointFormatError, as `load_pretrained` would.
     """
     path = locate_pretrained(source)
     fmt = detect_format(path)
@@ -201,7 +201,7 @@ def load_pretrained(source, num_layers: int | None = None, **overrides):
 
     if fmt == "tfhub":
         if overrides:
-            raise CheckpointError(
+            raise CheckpointFormatError(
                 f"{sorted(overrides)} cannot be changed in a TF-Hub SavedModel")
         model, vocab, config = tfhub.load_tfhub(path, num_layers)
         return model, tokenizer_for(vocab, config.do_lower_case), config

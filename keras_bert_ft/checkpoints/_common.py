@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_bert_ft.errors import CheckpointError
+from keras_bert_ft.errors import CheckpointFormatError
 
 # fetch(canonical_name) -> (name in the source, array in canonical layout or None,
 # whether the source stores it transposed).
@@ -21,21 +21,21 @@ Fetch = Callable[[str], tuple[str, "np.ndarray | None", bool]]
 def assign_weights(encoder, fetch: Fetch, where: str) -> None:
     """Copy every weight of `encoder` from a source, checking names and shapes.
 
-    Raises CheckpointError (a ValueError) naming the source variable, the expected and the found
-    shape (in the source's own layout) when one is missing or misshapen.
+    Raises CheckpointFormatError (a ValueError) naming the source variable, the expected
+    and the found shape (in the source's own layout) when one is missing or misshapen.
     """
     for name, var in encoder.weight_map().items():
         source_name, value, transposed = fetch(name)
         expected = tuple(var.shape)[::-1] if transposed else tuple(var.shape)
         if value is None:
-            raise CheckpointError(
+            raise CheckpointFormatError(
                 f"{where}: variable {source_name!r} is missing "
                 f"(expected shape {expected}, found none)"
             )
         value = np.asarray(value)
         found = value.shape[::-1] if transposed else value.shape
         if tuple(value.shape) != tuple(var.shape):
-            raise CheckpointError(
+            raise CheckpointFormatError(
                 f"{where}: variable {source_name!r} has the wrong shape: "
                 f"expected {expected}, found {tuple(found)}"
             )
@@ -82,7 +82,7 @@ def check_vocab(vocab: VocabSource | None, vocab_size: int) -> None:
     n = count_vocab(vocab)
     if n != vocab_size:
         where = vocab.source if isinstance(vocab, Vocabulary) else os.fspath(vocab)
-        raise CheckpointError(
+        raise CheckpointFormatError(
             f"{where} has {n} tokens but the word embedding matrix has "
             f"{vocab_size} rows; the vocabulary does not belong to these weights"
         )

@@ -16,7 +16,7 @@ from keras_bert_ft.checkpoints._common import (
     copy_file_atomic,
 )
 from keras_bert_ft.config import BertConfig
-from keras_bert_ft.errors import CheckpointError
+from keras_bert_ft.errors import CheckpointFormatError
 
 REQUIRED_FILES = ("bert_config.json", "bert_model.ckpt.index + bert_model.ckpt.data-*", "vocab.txt")
 PREFIX = "bert/"
@@ -74,7 +74,7 @@ def save_google(encoder, path: str, vocab_file: str | None = None) -> None:
 
     model_type = encoder.config.model_type
     if model_type != "bert":
-        raise CheckpointError(
+        raise CheckpointFormatError(
             f"Google BERT checkpoints hold BERT models only, not {model_type!r}; save this "
             "encoder with save_hf or save_keras_hub_preset"
         )

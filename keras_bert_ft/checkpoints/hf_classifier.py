@@ -44,7 +44,7 @@ import numpy as np
 
 from keras_bert_ft.atomic import atomic_write
 from keras_bert_ft.checkpoints.huggingface import read_state_dict, save_hf
-from keras_bert_ft.errors import CheckpointError
+from keras_bert_ft.errors import CheckpointFormatError
 
 PROBLEM_TYPES = {
     "softmax": "single_label_classification",
@@ -59,7 +59,7 @@ REMOTE_MODEL_TYPE = "keras_bert_ft"
 REMOTE_ACTIVATIONS = ("gelu", "relu", "tanh", "sigmoid", "linear", "silu", "swish")
 
 
-class HFExportError(CheckpointError):
+class HFExportError(CheckpointFormatError):
     """A classifier whose head has no `transformers` equivalent, or a bad export target."""
 
 

@@ -19,7 +19,7 @@ from keras_bert_ft.checkpoints._common import (
     copy_file_atomic,
 )
 from keras_bert_ft.config import BertConfig
-from keras_bert_ft.errors import CheckpointError
+from keras_bert_ft.errors import CheckpointFormatError
 
 REQUIRED_FILES = ("config.json", "model.safetensors or pytorch_model.bin",
                   "vocab.txt or tokenizer.json")  # fmt: skip
@@ -149,35 +149,37 @@ def hf_vocab(path: str) -> VocabSource | None:
 def read_tokenizer_json(path: str) -> Vocabulary:
     """The WordPiece vocabulary and BERT normalisation of a `tokenizers` `tokenizer.json`.
 
-    Raises CheckpointError for other tokenizer models (BPE, Unigram, ...) and
+    Raises CheckpointFormatError for other tokenizer models (BPE, Unigram, ...) and
     normalizers this package's tokenizer cannot reproduce.
     """
     try:
         with open(path, encoding="utf-8") as f:
             spec = json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: not a valid JSON file ({e})") from None
+        raise CheckpointFormatError(f"{path}: not a valid JSON file ({e})") from None
     model = spec.get("model") or {}
     kind = model.get("type")
     if kind != "WordPiece":
-        raise CheckpointError(
+        raise CheckpointFormatError(
             f"{path}: a {kind or 'unknown'} tokenizer is not supported; only WordPiece "
             "(BERT) tokenizers can be loaded. The model is probably not a BERT model."
         )
     by_id = {int(i): token for token, i in model.get("vocab", {}).items()}
     tokens = [by_id.get(i) for i in range(len(by_id))]
     if not tokens or None in tokens:
-        raise CheckpointError(f"{path}: the WordPiece vocabulary ids are not 0..{len(by_id) - 1}")
+        raise CheckpointFormatError(
+            f"{path}: the WordPiece vocabulary ids are not 0..{len(by_id) - 1}"
+        )
     extra = sorted({t["content"] for t in spec.get("added_tokens") or []} - set(tokens))
     if extra:
-        raise CheckpointError(
+        raise CheckpointFormatError(
             f"{path}: added tokens outside the WordPiece vocabulary are not supported: "
             f"{', '.join(map(repr, extra[:5]))}"
         )
     lowercase, strip_accents = _bert_normalizer(spec.get("normalizer"), path)
     pre_tokenizer = (spec.get("pre_tokenizer") or {}).get("type")
     if pre_tokenizer != "BertPreTokenizer":
-        raise CheckpointError(
+        raise CheckpointFormatError(
             f"{path}: the pre-tokenizer {pre_tokenizer!r} is not supported; only "
             "BertPreTokenizer (BERT's split on whitespace and punctuation) is"
         )
@@ -189,7 +191,7 @@ def read_tokenizer_json(path: str) -> Vocabulary:
     )  # fmt: skip
     missing = [t for t in (vocab.unk_token, "[CLS]", "[SEP]") if t not in set(tokens)]
     if missing:
-        raise CheckpointError(f"{path}: the vocabulary lacks the BERT tokens {missing}")
+        raise CheckpointFormatError(f"{path}: the vocabulary lacks the BERT tokens {missing}")
     return vocab
 
 
@@ -200,7 +202,7 @@ def _bert_normalizer(normalizer: dict | None, path: str) -> tuple[bool, bool | N
     if normalizer.get("type") != "BertNormalizer" or not (
         normalizer.get("clean_text", True) and normalizer.get("handle_chinese_chars", True)
     ):
-        raise CheckpointError(
+        raise CheckpointFormatError(
             f"{path}: the normalizer {json.dumps(normalizer)} is not supported; only "
             "BertNormalizer with clean_text and handle_chinese_chars (BERT's) is"
         )

@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_bert_ft.checkpoints._common import assign_weights, check_vocab
 from keras_bert_ft.config import BertConfig
-from keras_bert_ft.errors import CheckpointError
+from keras_bert_ft.errors import CheckpointFormatError
 
 REQUIRED_FILES = ("config.json (BertBackbone, DistilBertBackbone or ElectraBackbone)",
                   "model.weights.h5", "assets/tokenizer/vocabulary.txt")
@@ -104,7 +104,7 @@ def is_backbone(obj) -> bool:
 
 
 def config_from_backbone(backbone) -> BertConfig:
-    """The config of a keras-hub backbone; CheckpointError for unsupported families."""
+    """The config of a keras-hub backbone; CheckpointFormatError for unsupported families."""
     return BertConfig.from_keras_hub_dict(backbone.get_config(), _backbone_class(backbone))
 
 
@@ -156,7 +156,7 @@ def read_keras_hub(source):
     try:
         backbone = cls.from_preset(path)
     except (ValueError, OSError) as e:
-        raise CheckpointError(f"{path}: keras-hub could not load the preset ({e})") from e
+        raise CheckpointFormatError(f"{path}: keras-hub could not load the preset ({e})") from e
     vocab, lowercase = _preset_vocab(path)
     return backbone, vocab, lowercase
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from keras_bert_ft.checkpoints import google, huggingface
 from keras_bert_ft.checkpoints._common import atomic_write
-from keras_bert_ft.errors import CheckpointError
+from keras_bert_ft.errors import CheckpointFormatError
 
 # Google's name (the canonical one) -> (Hugging Face name, stored transposed in HF,
 # stored transposed in Google). Keras kernels are (in, out).
@@ -98,7 +98,7 @@ def _assign(variables: dict, tensors: dict, names, where: str) -> None:
     for name in names:
         var, value = variables[name], np.asarray(tensors[name])
         if tuple(value.shape) != tuple(var.shape):
-            raise CheckpointError(f"{where}: head weight {name!r} has the wrong shape: "
+            raise CheckpointFormatError(f"{where}: head weight {name!r} has the wrong shape: "
                                   f"expected {tuple(var.shape)}, found {tuple(value.shape)}")
         var.assign(value.astype("float32"))
 
@@ -108,7 +108,7 @@ def load_head_weights(pretrainer, path: str | None) -> dict[str, bool]:
 
     Returns which heads were loaded, e.g. `{"mlm": True, "nsp": False}`. A head
     the source lacks (entirely) stays freshly initialised, with a notice; a head
-    present only in part, or misshapen, raises CheckpointError.
+    present only in part, or misshapen, raises CheckpointFormatError.
     """
     tensors = read_head_tensors(path) if path is not None and os.path.isdir(path) else {}
     variables = head_weight_map(pretrainer)
@@ -126,7 +126,9 @@ def load_head_weights(pretrainer, path: str | None) -> dict[str, bool]:
             continue
         missing = [n for n in names if n not in tensors]
         if missing:
-            raise CheckpointError(f"{where}: the {head} head is incomplete; missing {missing}")
+            raise CheckpointFormatError(
+                f"{where}: the {head} head is incomplete; missing {missing}"
+            )
         _assign(variables, tensors, names, where)
         loaded[head] = True
     return loaded

@@ -17,7 +17,7 @@ import keras
 
 from keras_bert_ft.checkpoints._common import check_vocab
 from keras_bert_ft.config import BertConfig
-from keras_bert_ft.errors import CheckpointError
+from keras_bert_ft.errors import CheckpointFormatError
 from keras_bert_ft.layers.encoder import INPUT_NAMES
 
 REQUIRED_FILES = ("saved_model.pb", "variables/", "assets/vocab.txt")
@@ -130,7 +130,7 @@ def load_tfhub(path: str, num_layers: int | None = None):
     import tensorflow as tf
 
     if num_layers is not None:
-        raise CheckpointError(
+        raise CheckpointFormatError(
             "num_layers cannot be applied to a TF-Hub SavedModel (its graph is fixed); "
             "load a Hugging Face or Google checkpoint of the model instead"
         )
@@ -165,7 +165,7 @@ def save_tfhub(encoder, path: str, vocab_file: str | None = None) -> None:
 
     config = encoder.config
     if not config.pooler:
-        raise CheckpointError(
+        raise CheckpointFormatError(
             f"the TF-Hub BERT interface returns a pooled_output, but this {config.model_type} "
             "encoder has no pooler; save it with save_hf or save_keras_hub_preset"
         )

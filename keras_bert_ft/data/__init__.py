@@ -6,7 +6,6 @@ so that reading and inspecting data stays light.
 
 from importlib import import_module
 
-from keras_bert_ft.data.errors import DataError
 from keras_bert_ft.data.labels import LabelVocabulary
 from keras_bert_ft.data.readers import (
     TextDataset,
@@ -24,6 +23,7 @@ from keras_bert_ft.data.registry import (
 )
 from keras_bert_ft.data.splits import stratified_split
 from keras_bert_ft.data.stats import LengthStats, length_statistics, suggest_max_length
+from keras_bert_ft.errors import DataError
 
 _PIPELINE = (
     "EncodedTexts",

@@ -17,13 +17,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from keras_bert_ft.atomic import atomic_path
-from keras_bert_ft.errors import KerasBertFtError
+from keras_bert_ft.errors import DownloadError
 
 DEFAULT_TIMEOUT_S = 15.0
-
-
-class DownloadError(KerasBertFtError, RuntimeError):
-    """A data set could not be fetched (offline, bad URL, bad checksum)."""
 
 
 def offline() -> bool:

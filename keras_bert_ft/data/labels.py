@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_bert_ft.atomic import atomic_write
-from keras_bert_ft.data.errors import DataError
+from keras_bert_ft.errors import DataError
 
 
 def label_to_str(value: object) -> str | None:

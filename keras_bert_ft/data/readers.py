@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bert_ft.data.errors import DataError
 from keras_bert_ft.data.labels import LabelVocabulary, label_to_str, multi_hot, split_label_list
+from keras_bert_ft.errors import DataError
 
 Column = str | int
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from keras_bert_ft.data.download import DEFAULT_TIMEOUT_S, DownloadError, download, extract
-from keras_bert_ft.data.errors import DataError
 from keras_bert_ft.data.labels import LabelVocabulary
 from keras_bert_ft.data.readers import (
     TextDataset,
@@ -35,6 +34,7 @@ from keras_bert_ft.data.readers import (
     split_lines,
 )
 from keras_bert_ft.data.splits import split_indices, stratified_split
+from keras_bert_ft.errors import DataError
 
 
 class DatasetUnavailableError(DownloadError):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_bert_ft.data.errors import DataError
 from keras_bert_ft.data.readers import split_lines
+from keras_bert_ft.errors import DataError
 from keras_bert_ft.pretraining.masking import MaskingOptions, MaskingVocab, mask_tokens_op
 
 _HTML_BREAKS = re.compile(r"<br\s*/?>", re.IGNORECASE)

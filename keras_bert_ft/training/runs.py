@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keras_bert_ft.atomic import atomic_write
-from keras_bert_ft.data.errors import DataError
+from keras_bert_ft.errors import DataError
 
 if TYPE_CHECKING:
     from keras_bert_ft.data.readers import TextDataset
