@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import hashlib
 import http.server
+import importlib
 import io
 import json
 import math
@@ -39,6 +40,7 @@ from keras_bert_ft.data import (
     stratified_split,
     suggest_max_length,
 )
+from keras_bert_ft.data.datasets import imdb, sms_spam
 from keras_bert_ft.data.download import DownloadError, download, extract
 from keras_bert_ft.data.splits import split_indices
 from keras_bert_ft.data.stats import token_lengths
@@ -448,7 +450,7 @@ def test_registry_reads_the_real_files(data_dir):
     assert sum(len(s) for s in sms.values()) == 5574
     total = {k: sum(s.class_counts()[k] for s in sms.values()) for k in ("ham", "spam")}
     assert total == {"ham": 4827, "spam": 747}
-    for name, frac in registry.SMS_SPLIT.items():
+    for name, frac in sms_spam.SMS_SPLIT.items():
         assert abs(sms[name].class_counts()["spam"] - 747 * frac) <= 1
     again = load_dataset("sms_spam", "test", data_dir=data_dir, download=False)
     assert again.texts == sms["test"].texts  # the fixed split is reproducible
@@ -467,6 +469,46 @@ def test_registry_reads_the_real_files(data_dir):
     assert (len(mrpc["train"]), len(mrpc["validation"]), len(mrpc["test"])) == (3667, 408, 1725)
     assert mrpc["validation"].class_counts() == {"not_equivalent": 129, "equivalent": 279}
     assert '" the witness "' in mrpc["train"].texts[0]  # quotes kept literally
+
+
+def test_imdb_reads_the_json_lines_layout(data_dir):
+    # The shared copy is the JSON Lines conversion (reviews with ids >= 1000, see SOURCE.txt).
+    splits = load_dataset("imdb", data_dir=data_dir, download=False)
+    assert {k: len(v) for k, v in splits.items()} == {
+        "train": 20700,
+        "validation": 2300,
+        "test": 23000,
+    }
+    assert splits["validation"].class_counts() == {"neg": 1150, "pos": 1150}
+    assert "<br" not in " ".join(splits["test"].texts[:200])  # HTML breaks read as spaces
+    assert splits["test"].texts[0].startswith("First of all, I would like to say")
+
+
+def test_imdb_json_lines_bad_record_names_file_and_line(tmp_path):
+    root = tmp_path / "imdb"
+    root.mkdir()
+    write(root / "test.jsonl", '{"text": "fine", "label": 1}\n')
+    write(root / "train.jsonl", '{"text": "good", "label": 1}\n{"text": "bad", "label": 7}\n')
+    with pytest.raises(DataError, match=r"train\.jsonl, line 2: not an IMDB review record"):
+        load_dataset("imdb", data_dir=tmp_path, download=False)
+
+
+def test_every_builtin_data_set_has_its_own_module():
+    from keras_bert_ft.data import datasets
+
+    assert sorted(s.name for s in datasets.BUILTIN) == registry.list_datasets()
+    for spec in datasets.BUILTIN:
+        module = importlib.import_module(f"keras_bert_ft.data.datasets.{spec.name}")
+        assert registry.DATASETS[spec.name] is module.SPEC
+
+
+def test_moved_split_constants_still_read_from_the_registry_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="moved to keras_bert_ft.data.datasets.sms_spam"):
+        assert registry.SMS_SPLIT is sms_spam.SMS_SPLIT
+    with pytest.warns(DeprecationWarning, match="datasets.imdb.IMDB_SPLIT_SEED"):
+        assert registry.IMDB_SPLIT_SEED == imdb.IMDB_SPLIT_SEED
+    with pytest.raises(AttributeError, match="no attribute 'SST2_SPLIT'"):
+        registry.SST2_SPLIT  # noqa: B018
 
 
 def test_mrpc_canonical_split_from_the_msr_files(data_dir, tmp_path):

@@ -6,6 +6,7 @@ so that reading and inspecting data stays light.
 
 from importlib import import_module
 
+from keras_bert_ft.data import datasets  # noqa: F401  (registers the built-in data sets)
 from keras_bert_ft.data.labels import LabelVocabulary
 from keras_bert_ft.data.readers import (
     TextDataset,
