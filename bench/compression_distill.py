@@ -18,10 +18,10 @@ import json
 import time
 from pathlib import Path
 
-import _compression_common as common
+import _compress as compress
 import numpy as np
-from _seeds import mean_spread, seed_summary
-from results_io import write_result
+from _common import interleaved_latency_ms, mean_spread, seed_summary, write_result
+from _sst2_teacher import TEACHER_DIR, load_teacher, subset
 
 from keras_bert_ft.compression.distillation import distill, make_student
 from keras_bert_ft.data import load_dataset
@@ -33,7 +33,7 @@ def main() -> None:
     p.add_argument("--intermediate-size", type=int,
                    help="prune the student's feed-forward units to this many per layer")
     p.add_argument("--train-size", type=int, default=8000, help="0: all of SST-2 train")
-    p.add_argument("--teacher", default=str(common.TEACHER_DIR))
+    p.add_argument("--teacher", default=str(TEACHER_DIR))
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--temperature", type=float, default=2.0)
@@ -47,14 +47,14 @@ def main() -> None:
     seeds = list(range(a.seed, a.seed + a.seeds))
     start = time.perf_counter()
     splits = load_dataset("sst2")
-    train = common_subset(splits["train"], a.train_size) if a.train_size else splits["train"]
+    train = subset(splits["train"], a.train_size) if a.train_size else splits["train"]
     dev = splits["validation"]
-    teacher = common.load_teacher(a.teacher)
+    teacher = load_teacher(a.teacher)
     teacher_settings = json.loads((Path(a.teacher) / "settings.json").read_text())
     x_dev = teacher.encode(dev.texts)
-    teacher_acc = common.accuracy(teacher.predict(x_dev, batch_size=64, verbose=0), dev.labels)
+    teacher_acc = compress.accuracy(teacher.predict(x_dev, batch_size=64, verbose=0), dev.labels)
     shape = dict(num_layers=a.layers, intermediate_size=a.intermediate_size)
-    truncated_acc = common.accuracy(
+    truncated_acc = compress.accuracy(
         make_student(teacher, **shape).predict(x_dev, batch_size=64, verbose=0),
         dev.labels)  # fmt: skip
     t = time.perf_counter()
@@ -63,16 +63,16 @@ def main() -> None:
         trained, trained_history = distill(teacher, train, dev, **shape, epochs=a.epochs,
                                            temperature=a.temperature, alpha=a.alpha,
                                            learning_rate=a.learning_rate, seed=seed)  # fmt: skip
-        accuracies.append(common.accuracy(trained.predict(x_dev, batch_size=64, verbose=0),
-                                          dev.labels))  # fmt: skip
+        accuracies.append(compress.accuracy(trained.predict(x_dev, batch_size=64, verbose=0),
+                                            dev.labels))  # fmt: skip
         if seed == seeds[0]:
             student, history = trained, trained_history
     train_seconds = (time.perf_counter() - t) / len(seeds)
     over_seeds = seed_summary(accuracies)
     student_acc = over_seeds["mean"]
-    examples = [common.rows(x_dev, i) for i in range(min(a.latency_examples, len(dev)))]
-    ms = common.interleaved_latency_ms(
-        {"teacher": common.compiled(teacher), "student": common.compiled(student)}, examples)
+    examples = [compress.rows(x_dev, i) for i in range(min(a.latency_examples, len(dev)))]
+    ms = interleaved_latency_ms(
+        {"teacher": compress.compiled(teacher), "student": compress.compiled(student)}, examples)
     payload = {
         "train_subset": (f"first {len(train)} of {len(splits['train'])} SST-2 train rows"
                          if a.train_size else f"all {len(train)} SST-2 train rows"),
@@ -120,12 +120,6 @@ def main() -> None:
     narrow = f"_ffn{a.intermediate_size}" if a.intermediate_size else ""
     write_result(f"compression_distill_{a.layers}layer{narrow}", payload, md)
     print(md)
-
-
-def common_subset(data, n):
-    from _sst2_teacher import subset
-
-    return subset(data, n)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ import argparse
 import math
 import time
 
-import _compression_common as common
+import _compress as compress
 import keras
-from _sst2_teacher import subset
-from results_io import write_result
+from _common import write_result
+from _sst2_teacher import load_teacher, subset
 
 from keras_bert_ft.compression.early_exit import EarlyExitClassifier
 from keras_bert_ft.data import load_dataset
@@ -35,7 +35,7 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     splits = load_dataset("sst2")
     train, dev = subset(splits["train"], a.train_size), splits["validation"]
-    teacher = common.load_teacher()
+    teacher = load_teacher()
     tok = teacher.tokenizer
     model = EarlyExitClassifier(teacher.encoder, 2, max_length=teacher.max_length,
                                 tokenizer_config=teacher.tokenizer_config)  # fmt: skip
@@ -49,12 +49,12 @@ def main() -> None:
 
     x_dev = tok.encode_batch(dev.texts, max_length=64)
     per_exit = model.predict(x_dev, batch_size=64, verbose=0)
-    exit_acc = [common.accuracy(per_exit[:, i], dev.labels) for i in range(model.num_exits)]
+    exit_acc = [compress.accuracy(per_exit[:, i], dev.labels) for i in range(model.num_exits)]
     model.predict_early_exit(x_dev, 1.01, batch_size=1)  # trace every step once
     rows = []
     for th in THRESHOLDS:
         r = model.predict_early_exit(x_dev, th, batch_size=1)
-        rows.append({"threshold": th, "dev_accuracy": common.accuracy(r.probs, dev.labels),
+        rows.append({"threshold": th, "dev_accuracy": compress.accuracy(r.probs, dev.labels),
                      "mean_layers": r.mean_layers,
                      "layer_fraction": r.mean_layers / model.num_exits,
                      "ms_per_example": 1000 * r.seconds / len(dev)})  # fmt: skip
@@ -69,7 +69,7 @@ def main() -> None:
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "exit_accuracy": exit_acc, "thresholds": rows,
         "batched_check": {"threshold": 0.9, "batch_size": 32,
-                          "dev_accuracy": common.accuracy(batched.probs, dev.labels),
+                          "dev_accuracy": compress.accuracy(batched.probs, dev.labels),
                           "mean_layers": batched.mean_layers},
         "wall_seconds": time.perf_counter() - start,
     }

@@ -11,8 +11,9 @@ import argparse
 import os
 import time
 
-import _compression_common as common
-from results_io import write_result
+import _compress as compress
+from _common import interleaved_latency_ms, write_result
+from _sst2_teacher import TEACHER_DIR, load_teacher
 
 from keras_bert_ft.compression import quantization as q
 from keras_bert_ft.data import load_dataset
@@ -30,18 +31,18 @@ def main() -> None:
     start = time.perf_counter()
     splits = load_dataset("sst2")
     dev = splits["validation"]
-    teacher = common.load_teacher()
+    teacher = load_teacher()
     x_dev = teacher.encode(dev.texts)
     os.makedirs(OUT, exist_ok=True)
 
     results = {}
-    keras_size = os.path.getsize(common.TEACHER_DIR / "model.keras")
+    keras_size = os.path.getsize(TEACHER_DIR / "model.keras")
     results["keras_float32"] = {
-        "dev_accuracy": common.accuracy(teacher.predict(x_dev, batch_size=64, verbose=0),
-                                        dev.labels), "file_bytes": keras_size}  # fmt: skip
+        "dev_accuracy": compress.accuracy(teacher.predict(x_dev, batch_size=64, verbose=0),
+                                          dev.labels), "file_bytes": keras_size}  # fmt: skip
     k8 = q.keras_int8(teacher)
     results["keras_int8"] = {
-        "dev_accuracy": common.accuracy(k8.predict(x_dev, batch_size=64, verbose=0), dev.labels)}
+        "dev_accuracy": compress.accuracy(k8.predict(x_dev, batch_size=64, verbose=0), dev.labels)}
     k8_path = f"{OUT}/model_int8.keras"
     k8.save(k8_path)
     results["keras_int8"]["file_bytes"] = os.path.getsize(k8_path)
@@ -59,15 +60,15 @@ def main() -> None:
                                       representative=rep if mode == "full_int8" else None)
         tflite[mode] = q.TFLiteClassifier(content, num_threads=a.threads)
         results[f"tflite_{mode}"] = {
-            "dev_accuracy": common.accuracy(tflite[mode].predict(x_dev), dev.labels),
+            "dev_accuracy": compress.accuracy(tflite[mode].predict(x_dev), dev.labels),
             "file_bytes": len(content), "convert_seconds": time.perf_counter() - t,
         }
 
-    examples = [common.rows(x_dev, i) for i in range(min(a.latency_examples, len(dev)))]
+    examples = [compress.rows(x_dev, i) for i in range(min(a.latency_examples, len(dev)))]
     padded = [q.pad_features(e, a.seq_length) for e in examples]
-    fns = {"keras_float32": common.compiled(teacher), "keras_int8": common.compiled(k8)}
-    ms = common.interleaved_latency_ms(fns, examples)
-    ms.update(common.interleaved_latency_ms(
+    fns = {"keras_float32": compress.compiled(teacher), "keras_int8": compress.compiled(k8)}
+    ms = interleaved_latency_ms(fns, examples)
+    ms.update(interleaved_latency_ms(
         {f"tflite_{m}": tflite[m].predict_one for m in q.TFLITE_MODES}, padded))
     for name, v in ms.items():
         results[name]["batch1_ms"] = v

@@ -13,10 +13,10 @@ import shutil
 import tempfile
 import time
 
-import _compression_common as common
+import _compress as compress
 import keras
 import numpy as np
-from results_io import write_result
+from _common import write_result
 
 from keras_bert_ft.checkpoints import load_pretrained
 from keras_bert_ft.compression.two_tower import (
@@ -52,15 +52,15 @@ def main() -> None:
     tt.fit(pair_dataset(pair_features(tok, train.texts, train.pairs), train.labels,
                         shuffle=True), epochs=a.epochs, verbose=2)  # fmt: skip
     tt_seconds = time.perf_counter() - t
-    tt_acc = common.accuracy(tt.predict(pair_dataset(pair_features(tok, dev.texts, dev.pairs)),
-                                        verbose=0), dev.labels)  # fmt: skip
+    tt_acc = compress.accuracy(tt.predict(pair_dataset(pair_features(tok, dev.texts, dev.pairs)),
+                                          verbose=0), dev.labels)  # fmt: skip
 
     # Cross-encoder: BertClassifier on packed pairs, same recipe as `keras-bert-ft train`.
     t = time.perf_counter()
     cross = finetune(train, dev, None, FinetuneSettings(epochs=a.epochs, max_length=128,
                                                         verbose=2)).model  # fmt: skip
     cross_seconds = time.perf_counter() - t
-    cross_acc = common.accuracy(cross.predict_texts(dev.texts, dev.pairs), dev.labels)
+    cross_acc = compress.accuracy(cross.predict_texts(dev.texts, dev.pairs), dev.labels)
 
     # One query against N candidates.
     pool = list(dict.fromkeys(train.texts + train.pairs))[: a.candidates]

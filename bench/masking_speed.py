@@ -169,6 +169,7 @@ def main() -> int:
     args = p.parse_args()
 
     from bench.results_io import write_result
+
     from keras_bert_ft.checkpoints import load_pretrained
 
     _, tokenizer, _ = load_pretrained("all-minilm-l6-v2")

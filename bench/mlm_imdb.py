@@ -64,6 +64,7 @@ def main() -> int:
     args = p.parse_args()
 
     from bench.results_io import write_result
+
     from keras_bert_ft.pretraining.run import PretrainSettings, pretrain
     from keras_bert_ft.training.finetune import FinetuneSettings, finetune
 
