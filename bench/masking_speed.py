@@ -19,19 +19,15 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import data_dir, write_result
 
 
 def packed_batches(tokenizer, n_batches: int, batch: int, max_length: int):
     from keras_bert_ft.pretraining.data import pack_sequences, read_documents
 
-    path = Path(os.environ.get("KBF_DATA_DIR", ROOT.parent / "shared" / "data")) / "imdb"
-    docs = read_documents(path / "unsup.jsonl")[: n_batches * batch // 2 + 200]
+    docs = read_documents(data_dir() / "imdb" / "unsup.jsonl")[: n_batches * batch // 2 + 200]
     packed = pack_sequences(docs, tokenizer, max_length)
     rows = n_batches * batch
     reps = -(-rows // len(packed))
@@ -167,8 +163,6 @@ def main() -> int:
     p.add_argument("--max-predictions", type=int, default=20)
     p.add_argument("--steps", type=int, default=6)
     args = p.parse_args()
-
-    from bench.results_io import write_result
 
     from keras_bert_ft.checkpoints import load_pretrained
 

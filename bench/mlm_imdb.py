@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import data_dir, seed_summary, write_result
 
 
 def imdb_dir() -> Path:
-    return Path(os.environ.get("KBF_DATA_DIR", ROOT.parent / "shared" / "data")) / "imdb"
+    return data_dir() / "imdb"
 
 
 def labelled(path: Path, n: int, seed: int, exclude=()):
@@ -63,8 +60,6 @@ def main() -> int:
     p.add_argument("--work-dir", default="/tmp/kbf_mlm_imdb")
     args = p.parse_args()
 
-    from bench.results_io import write_result
-
     from keras_bert_ft.pretraining.run import PretrainSettings, pretrain
     from keras_bert_ft.training.finetune import FinetuneSettings, finetune
 
@@ -86,12 +81,8 @@ def main() -> int:
     test, _ = labelled(imdb_dir() / "test.jsonl", args.test_examples, seed=0)
     runs = {"unadapted": [], "adapted": []}
 
-    def stats(xs):
-        return {"mean": float(np.mean(xs)), "std": float(np.std(xs, ddof=1)) if len(xs) > 1
-                else 0.0, "runs": [float(x) for x in xs]}
-
     def report(seeds_done):
-        summary = {name: stats(xs) for name, xs in runs.items()}
+        summary = {name: seed_summary(xs) for name, xs in runs.items()}
         gain = 100 * (summary["adapted"]["mean"] - summary["unadapted"]["mean"])
         payload = {
             "budget": {k: v for k, v in vars(args).items() if k != "work_dir"},
@@ -105,7 +96,7 @@ def main() -> int:
         }
         rows = "\n".join(
             f"| {name} | {summary[name]['mean']:.4f} | {summary[name]['std']:.4f} | "
-            f"{', '.join(f'{x:.4f}' for x in summary[name]['runs'])} |" for name in runs)
+            f"{', '.join(f'{x:.4f}' for x in summary[name]['values'])} |" for name in runs)
         b, a = result.validation_before, result.validation_after
         md = (f"Budget: continued MLM for {args.steps} steps of {args.pretrain_batch_size} "
               f"sequences x {args.pretrain_max_length} tokens on the first "

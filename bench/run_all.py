@@ -7,12 +7,13 @@ ones you want.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
-from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-NOT_BENCHMARKS = {"run_all", "results_io"}
+from _common import BENCH_DIR
+
+NOT_BENCHMARKS = {"run_all"}  # and the helpers, bench/_*.py
 
 
 def available() -> list[str]:
@@ -22,7 +23,10 @@ def available() -> list[str]:
 
 
 def main() -> int:
-    names = sys.argv[1:] or available()
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help=f"benchmarks to run (default: all): {', '.join(available())}")
+    names = p.parse_args().names or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:
         print(f"unknown benchmarks: {', '.join(unknown)}; available: {', '.join(available())}")

