@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from keras_bert_ft.data.download import DEFAULT_TIMEOUT_S, DownloadError, download, extract
+from keras_bert_ft import infra
+from keras_bert_ft.data.download import extract
 from keras_bert_ft.data.labels import LabelVocabulary
 from keras_bert_ft.data.readers import (
     TextDataset,
@@ -34,7 +35,8 @@ from keras_bert_ft.data.readers import (
     split_lines,
 )
 from keras_bert_ft.data.splits import split_indices, stratified_split
-from keras_bert_ft.errors import DataError
+from keras_bert_ft.errors import DataError, DownloadError
+from keras_bert_ft.infra import DEFAULT_TIMEOUT_S
 
 
 class DatasetUnavailableError(DownloadError):
@@ -67,11 +69,8 @@ class DatasetSpec:
 
 
 def default_cache_dir() -> Path:
-    """$KBF_CACHE_DIR, else $XDG_CACHE_HOME/keras_bert_ft/datasets, else ~/.cache/..."""
-    if os.environ.get("KBF_CACHE_DIR"):
-        return Path(os.environ["KBF_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "keras_bert_ft" / "datasets"
+    """The data set cache: `infra.cache_dir("datasets")` ($KBF_CACHE_DIR/datasets, ...)."""
+    return infra.cache_dir("datasets")
 
 
 def _first_dir(base: Path, subdirs: tuple[str, ...], required: tuple[str, ...]) -> Path | None:
@@ -433,7 +432,7 @@ def fetch(
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".partial", dir=cache_dir))
     try:
         for f in spec.files:
-            path = download(f.url, tmp / f.filename, sha256=f.sha256, timeout=timeout)
+            path = infra.download(f.url, tmp / f.filename, sha256=f.sha256, timeout=timeout)
             if f.extract:
                 extract(path, tmp)
                 path.unlink()
