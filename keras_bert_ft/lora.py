@@ -37,8 +37,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_bert_ft.atomic import atomic_write
 from keras_bert_ft.errors import KerasBertFtError
+from keras_bert_ft.infra import atomic_write
 
 # Projection names in each transformer block, as `targets`.
 ALL_TARGETS = ("query", "key", "value", "attention_output", "intermediate", "output")

@@ -50,10 +50,10 @@ def register_model_commands(subcommand: Callable, error: type[Exception]) -> Non
     @subcommand("explain", "colour each word of texts by its attribution to the prediction "
                 "(integrated gradients) in an HTML page", _configure_explain)  # fmt: skip
     def explain_command(args) -> int:
-        from keras_bert_ft.atomic import atomic_write
         from keras_bert_ft.cli import load_trained_model
         from keras_bert_ft.explain import DEFAULT_TOLERANCE, explain
         from keras_bert_ft.explain_html import render_html
+        from keras_bert_ft.infra import atomic_write
 
         if args.pair is not None and len(args.pair) != len(args.texts):
             raise error(f"{len(args.texts)} TEXT but {len(args.pair)} --pair: give one --pair "

@@ -23,7 +23,7 @@ from types import ModuleType
 
 import tensorflow as tf
 
-from keras_bert_ft.atomic import atomic_write
+from keras_bert_ft import infra
 from keras_bert_ft.errors import OpLibraryError
 from keras_bert_ft.long_documents import resolve_head_tokens
 from keras_bert_ft.tokenization import (
@@ -93,10 +93,7 @@ def op_options(tokenizer: WordPieceTokenizer) -> dict:
 
 def vocab_cache_dir() -> Path:
     """Where vocabularies without a file of their own are written: $KBF_CACHE_DIR/vocab, ..."""
-    if os.environ.get("KBF_CACHE_DIR"):
-        return Path(os.environ["KBF_CACHE_DIR"]) / "vocab"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "keras_bert_ft" / "vocab"
+    return infra.cache_dir("vocab")
 
 
 def materialize_vocab(tokens: Sequence[str] | bytes) -> str:
@@ -114,7 +111,7 @@ def materialize_vocab(tokens: Sequence[str] | bytes) -> str:
         data = "".join(t + "\n" for t in tokens).encode("utf-8")
     path = vocab_cache_dir() / f"{hashlib.sha256(data).hexdigest()[:32]}.txt"
     if not path.exists():
-        atomic_write(path, data)
+        infra.atomic_write(path, data)
     return str(path)
 
 

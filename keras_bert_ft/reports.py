@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bert_ft.atomic import atomic_path, atomic_write
+from keras_bert_ft.infra import atomic_path, atomic_write
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:

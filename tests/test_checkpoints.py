@@ -559,3 +559,36 @@ def test_tokenizer_json_of_another_kind_is_not_supported(tmp_path, vocab_file):
     with pytest.raises(CheckpointFormatError, match=r"tokenizer.json: a BPE tokenizer is not "
                                               r"supported; only WordPiece \(BERT\)"):
         keras_bert_ft.load_pretrained(path)
+
+
+# ---- the format contract ------------------------------------------------------------------
+def test_every_format_keeps_the_contract_and_detects_only_its_own_output(tmp_path):
+    from keras_bert_ft import checkpoints
+    from keras_bert_ft.checkpoints import FORMATS, detect_format
+
+    names = [fmt.NAME for fmt in FORMATS]
+    assert sorted(names) == ["google", "hf", "keras_hub", "tfhub"]
+    for fmt in FORMATS:
+        for attr in ("detect", "read_config", "read_vocab", "load", "save"):
+            assert callable(getattr(fmt, attr, None)), f"{fmt.__name__} lacks {attr}"
+        assert isinstance(fmt.TITLE, str) and fmt.REQUIRED_FILES
+    # The old saver names are the modules' `save`.
+    assert checkpoints.save_hf is checkpoints.huggingface.save
+    assert checkpoints.save_google is checkpoints.google.save
+    assert checkpoints.save_tfhub is checkpoints.tfhub.save
+    assert checkpoints.save_keras_hub_preset is checkpoints.keras_hub.save
+
+    source = tiny_hf_dir(tmp_path / "source")
+    encoder = keras_bert_ft.load_pretrained(source)[0]
+    vocab = str(source / "vocab.txt")
+    for fmt in FORMATS:
+        out = tmp_path / fmt.NAME
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # keras-hub's tanh GELU
+            fmt.save(encoder, str(out), vocab)
+        detected = [other.NAME for other in FORMATS if other.detect(str(out))]
+        assert detected == [fmt.NAME], (fmt.NAME, detected, sorted(os.listdir(out)))
+        assert detect_format(str(out)) == fmt.NAME
+        config = fmt.read_config(str(out))
+        assert config is not None and config.hidden_size == 16, fmt.NAME
+        assert fmt.read_vocab(str(out)) is not None, fmt.NAME

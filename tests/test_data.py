@@ -532,7 +532,7 @@ def test_lookup_order_local_then_cache(tmp_path, monkeypatch):
             write(d / f, f"sentence\tlabel\n{sentence} \t1\nother \t0\n")
 
     local, cache = tmp_path / "local", tmp_path / "cache"
-    sst2_dir(cache, "from cache")
+    sst2_dir(cache / "datasets", "from cache")  # $KBF_CACHE_DIR/datasets/<name>
     monkeypatch.setenv("KBF_DATA_DIR", str(local))
     monkeypatch.setenv("KBF_CACHE_DIR", str(cache))
     assert load_dataset("sst2", "train", download=False).texts[0] == "from cache"

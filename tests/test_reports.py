@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keras_bert_ft.atomic import atomic_path, atomic_write
+from keras_bert_ft.infra import atomic_path, atomic_write
 from keras_bert_ft.reports import (
     classification_report,
     confusion_matrix,

@@ -21,7 +21,7 @@ from _run_safety_script import run_data, run_settings
 from _tiny import PYTHON, save_tiny_hf, subprocess_env, tiny_encoder, tiny_trained_classifier
 from _tiny import write_csv as write_tiny_csv
 
-from keras_bert_ft.atomic import write_manifest
+from keras_bert_ft.infra import write_manifest
 from keras_bert_ft.models import BertClassifier
 from keras_bert_ft.training import (
     CheckpointError,

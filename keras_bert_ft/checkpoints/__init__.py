@@ -11,28 +11,41 @@ with a `CheckpointFormatError` naming the part that is not supported.
 `inspect_pretrained(source)` reads only what a source says about itself (its
 config and vocabulary), so that options can be checked before any weights load.
 Sources that cannot be used raise `ModelNotFoundError` or `CheckpointFormatError`.
+
+Each format is a module with the same contract, listed in `FORMATS`:
+
+  NAME, TITLE, REQUIRED_FILES   its key ("hf", ...), what to call it, what it holds
+  detect(path) -> bool          whether the directory `path` is in this format
+  read_config(path)             its `BertConfig` (None when the format stores none)
+  read_vocab(path)              its vocabulary: a vocab.txt path, a `Vocabulary` or None
+  load(path, num_layers=None, **overrides) -> (encoder, config, vocab)
+  save(encoder, path, vocab_file=None)
+
+`save_hf`, `save_google`, `save_tfhub` and `save_keras_hub_preset` are the savers'
+names from before the contract, kept here.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from types import ModuleType
 
 from keras_bert_ft.checkpoints import google, huggingface, keras_hub, names, tfhub
-from keras_bert_ft.checkpoints._common import VocabSource, check_vocab, count_vocab, tokenizer_for
-from keras_bert_ft.checkpoints.google import save_google
-from keras_bert_ft.checkpoints.huggingface import save_hf
-from keras_bert_ft.checkpoints.keras_hub import save_keras_hub_preset, to_keras_hub
-from keras_bert_ft.checkpoints.tfhub import HubEncoderLayer, save_tfhub
+from keras_bert_ft.checkpoints._common import check_vocab, count_vocab, tokenizer_for
+from keras_bert_ft.checkpoints.keras_hub import to_keras_hub
+from keras_bert_ft.checkpoints.tfhub import HubEncoderLayer
 from keras_bert_ft.config import BertConfig
 from keras_bert_ft.errors import CheckpointFormatError, ModelNotFoundError
 
 __all__ = [
+    "FORMATS",
     "CheckpointFormatError",
     "HubEncoderLayer",
     "ModelNotFoundError",
     "PretrainedInfo",
     "detect_format",
+    "format_module",
     "inspect_pretrained",
     "load_pretrained",
     "locate_pretrained",
@@ -43,27 +56,23 @@ __all__ = [
     "to_keras_hub",
 ]
 
-FORMATS = {
-    "hf": ("Hugging Face directory", huggingface.REQUIRED_FILES),
-    "google": ("Google TF checkpoint directory", google.REQUIRED_FILES),
-    "tfhub": ("TF-Hub SavedModel directory", tfhub.REQUIRED_FILES),
-    "keras_hub": ("keras-hub backbone preset directory", keras_hub.REQUIRED_FILES),
-}
+# The checkpoint formats, in the order they are tried. Their `detect`s do not overlap.
+FORMATS: tuple[ModuleType, ...] = (huggingface, google, tfhub, keras_hub)
+
+save_hf = huggingface.save
+save_google = google.save
+save_tfhub = tfhub.save
+save_keras_hub_preset = keras_hub.save
 
 
-def detect_format(path: str) -> str:
-    """Which format the directory `path` holds: "hf", "google", "tfhub" or "keras_hub"."""
+def format_module(path: str) -> ModuleType:
+    """The module in `FORMATS` whose `detect` accepts the directory `path`."""
     if not os.path.isdir(path):
         raise CheckpointFormatError(f"{path} is a file, not a directory holding a BERT checkpoint")
-    if keras_hub.is_keras_hub_preset(path):
-        return "keras_hub"
-    if huggingface.is_hf_dir(path):
-        return "hf"
-    if google.is_google_dir(path):
-        return "google"
-    if tfhub.is_saved_model_dir(path):
-        return "tfhub"
-    looked_for = "; ".join(f"{title} ({', '.join(files)})" for title, files in FORMATS.values())
+    for fmt in FORMATS:
+        if fmt.detect(path):
+            return fmt
+    looked_for = "; ".join(f"{fmt.TITLE} ({', '.join(fmt.REQUIRED_FILES)})" for fmt in FORMATS)
     found = ", ".join(sorted(os.listdir(path))) or "nothing"
     raise CheckpointFormatError(
         f"{path} holds no BERT checkpoint in a known format. Looked for: {looked_for}. "
@@ -71,14 +80,9 @@ def detect_format(path: str) -> str:
     )
 
 
-def _apply_options(config: BertConfig, num_layers: int | None, overrides: dict) -> BertConfig:
-    if num_layers is not None:
-        if not 1 <= num_layers <= config.num_layers:
-            raise CheckpointFormatError(
-                f"num_layers={num_layers}, but the checkpoint has {config.num_layers} layers"
-            )
-        config = config.replace(num_layers=num_layers)
-    return config.replace(**overrides) if overrides else config
+def detect_format(path: str) -> str:
+    """Which format the directory `path` holds: "hf", "google", "tfhub" or "keras_hub"."""
+    return format_module(path).NAME
 
 
 def _not_found(source: str, reason: str) -> ModelNotFoundError:
@@ -133,28 +137,6 @@ class PretrainedInfo:
     vocab_size: int | None
 
 
-def _vocab_of(path: str, fmt: str) -> VocabSource | None:
-    if fmt == "hf":
-        return huggingface.hf_vocab(path)
-    candidates = {
-        "google": ("vocab.txt",),
-        "tfhub": ("assets", "vocab.txt"),
-        "keras_hub": ("assets", "tokenizer", "vocabulary.txt"),
-    }[fmt]
-    vocab = os.path.join(path, *candidates)
-    return vocab if os.path.isfile(vocab) else None
-
-
-def _config_of(path: str, fmt: str) -> BertConfig | None:
-    if fmt == "hf":
-        return huggingface.read_hf_config(path)
-    if fmt == "google":
-        return google.read_google_config(path)
-    if fmt == "tfhub":
-        return tfhub.read_hub_config(path, None)
-    return BertConfig.from_json_file(os.path.join(path, "config.json"), fmt="keras_hub")
-
-
 def inspect_pretrained(source: str | os.PathLike) -> PretrainedInfo:
     """Find `source` (as `load_pretrained` does) and read its config and vocabulary, but
     not its weights: cheap enough to check options (sequence length, layers) first.
@@ -162,12 +144,12 @@ def inspect_pretrained(source: str | os.PathLike) -> PretrainedInfo:
     Raises ModelNotFoundError or CheckpointFormatError, as `load_pretrained` would.
     """
     path = locate_pretrained(source)
-    fmt = detect_format(path)
-    config = _config_of(path, fmt)
-    vocab = _vocab_of(path, fmt)
+    fmt = format_module(path)
+    config = fmt.read_config(path)
+    vocab = fmt.read_vocab(path)
     if config is not None:
         check_vocab(vocab, config.vocab_size)
-    return PretrainedInfo(path, fmt, config, None if vocab is None else count_vocab(vocab))
+    return PretrainedInfo(path, fmt.NAME, config, None if vocab is None else count_vocab(vocab))
 
 
 def load_pretrained(source, num_layers: int | None = None, **overrides):
@@ -191,36 +173,10 @@ def load_pretrained(source, num_layers: int | None = None, **overrides):
     and outputs. The tokenizer is a `WordPieceTokenizer` over the checkpoint's
     vocabulary (None when the source has no vocabulary).
     """
-    from keras_bert_ft.layers import BertEncoder
-
     if keras_hub.is_backbone(source):
-        fmt, path = "keras_hub", source
+        fmt, path = keras_hub, source
     else:
         path = locate_pretrained(source)
-        fmt = detect_format(path)
-
-    if fmt == "tfhub":
-        if overrides:
-            raise CheckpointFormatError(
-                f"{sorted(overrides)} cannot be changed in a TF-Hub SavedModel")
-        model, vocab, config = tfhub.load_tfhub(path, num_layers)
-        return model, tokenizer_for(vocab, config.do_lower_case), config
-
-    if fmt == "keras_hub":
-        backbone, vocab, lowercase = keras_hub.read_keras_hub(path)
-        config = keras_hub.config_from_backbone(backbone).replace(do_lower_case=lowercase)
-        config = _apply_options(config, num_layers, overrides)
-        encoder = BertEncoder(config)
-        keras_hub.load_backbone_weights(encoder, backbone)
-        keras_hub.check_vocab(vocab, config.vocab_size)
-        return encoder, tokenizer_for(vocab, config.do_lower_case), config
-
-    if fmt == "hf":
-        config = _apply_options(huggingface.read_hf_config(path), num_layers, overrides)
-        encoder = BertEncoder(config)
-        vocab = huggingface.load_hf(path, config, encoder)
-    else:
-        config = _apply_options(google.read_google_config(path), num_layers, overrides)
-        encoder = BertEncoder(config)
-        vocab = google.load_google(path, encoder)
+        fmt = format_module(path)
+    encoder, config, vocab = fmt.load(path, num_layers, **overrides)
     return encoder, tokenizer_for(vocab, config.do_lower_case), config

@@ -1,16 +1,15 @@
 """Helpers shared by the checkpoint formats: weight assignment with clear errors,
-vocabulary checks, atomic writes."""
+vocabulary checks, the load options. (Atomic writes are `keras_bert_ft.infra`'s.)"""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from keras_bert_ft.config import BertConfig
 from keras_bert_ft.errors import CheckpointFormatError
 
 # fetch(canonical_name) -> (name in the source, array in canonical layout or None,
@@ -88,24 +87,15 @@ def check_vocab(vocab: VocabSource | None, vocab_size: int) -> None:
         )
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)` then rename onto `path`, so readers never see half a file."""
-    path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+def apply_options(config: BertConfig, num_layers: int | None, overrides: dict) -> BertConfig:
+    """`config` cut to its first `num_layers` layers and with the `overrides` fields set."""
+    if num_layers is not None:
+        if not 1 <= num_layers <= config.num_layers:
+            raise CheckpointFormatError(
+                f"num_layers={num_layers}, but the checkpoint has {config.num_layers} layers"
+            )
+        config = config.replace(num_layers=num_layers)
+    return config.replace(**overrides) if overrides else config
 
 
 def tokenizer_for(vocab: VocabSource | None, lowercase: bool):

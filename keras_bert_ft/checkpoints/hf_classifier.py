@@ -42,9 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bert_ft.atomic import atomic_write
-from keras_bert_ft.checkpoints.huggingface import read_state_dict, save_hf
+from keras_bert_ft.checkpoints.huggingface import read_state_dict
+from keras_bert_ft.checkpoints.huggingface import save as save_hf
 from keras_bert_ft.errors import CheckpointFormatError
+from keras_bert_ft.infra import atomic_write
 
 PROBLEM_TYPES = {
     "softmax": "single_label_classification",

@@ -1,31 +1,38 @@
 """Hugging Face directories: `config.json`, `model.safetensors` or
 `pytorch_model.bin`, and `vocab.txt` or (as `transformers` 5 writes them) only a
-`tokenizer.json`. BERT, DistilBERT and ELECTRA models (`model_type`)."""
+`tokenizer.json`. BERT, DistilBERT and ELECTRA models (`model_type`).
+
+A checkpoint format module (see `keras_bert_ft.checkpoints`): detect, read_config,
+read_vocab, load, save."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 
 from keras_bert_ft.checkpoints._common import (
     VocabSource,
     Vocabulary,
+    apply_options,
     assign_weights,
-    atomic_write,
     check_vocab,
-    copy_file_atomic,
 )
 from keras_bert_ft.config import BertConfig
 from keras_bert_ft.errors import CheckpointFormatError
+from keras_bert_ft.infra import atomic_write
 
+NAME = "hf"
+TITLE = "Hugging Face directory"
 REQUIRED_FILES = ("config.json", "model.safetensors or pytorch_model.bin",
                   "vocab.txt or tokenizer.json")  # fmt: skip
 
 
-def is_hf_dir(path: str) -> bool:
+def detect(path: str) -> bool:
+    """Whether the directory `path` holds a Hugging Face model (config + weight file)."""
     return os.path.isfile(os.path.join(path, "config.json")) and any(
         os.path.isfile(os.path.join(path, f)) for f in ("model.safetensors", "pytorch_model.bin")
     )
@@ -121,20 +128,20 @@ def load_hf_weights(encoder, state: dict[str, np.ndarray], where: str) -> None:
     assign_weights(encoder, fetch, where)
 
 
-def read_hf_config(path: str) -> BertConfig:
+def read_config(path: str) -> BertConfig:
     """The encoder config of a HF directory; `do_lower_case` from its tokenizer files."""
     config = BertConfig.from_json_file(os.path.join(path, "config.json"), fmt="hf")
     tok_cfg = os.path.join(path, "tokenizer_config.json")
     if os.path.isfile(tok_cfg):
         with open(tok_cfg, encoding="utf-8") as f:
             config.do_lower_case = bool(json.load(f).get("do_lower_case", config.do_lower_case))
-    vocab = hf_vocab(path)
+    vocab = read_vocab(path)
     if isinstance(vocab, Vocabulary):  # tokenizer.json: its normalizer is what HF applies
         config.do_lower_case = vocab.lowercase
     return config
 
 
-def hf_vocab(path: str) -> VocabSource | None:
+def read_vocab(path: str) -> VocabSource | None:
     """The vocabulary of a HF directory: `vocab.txt`, else the one in `tokenizer.json`,
     else None."""
     vocab_txt = os.path.join(path, "vocab.txt")
@@ -209,20 +216,24 @@ def _bert_normalizer(normalizer: dict | None, path: str) -> tuple[bool, bool | N
     return bool(normalizer.get("lowercase", True)), normalizer.get("strip_accents")
 
 
-def load_hf(path: str, config: BertConfig, encoder) -> VocabSource | None:
-    """Fill `encoder` from the HF directory `path`; returns its vocabulary, if any."""
-    vocab = hf_vocab(path)
-    state = read_state_dict(path)
-    load_hf_weights(encoder, state, where=path)
-    check_vocab(vocab, encoder.config.vocab_size)
-    return vocab
+def load(path: str, num_layers: int | None = None, **overrides):
+    """A `BertEncoder` of the model's family filled from the HF directory `path`; returns
+    `(encoder, config, vocab)`, the config cut to `num_layers` and with `overrides` set."""
+    from keras_bert_ft.layers import BertEncoder
+
+    config = apply_options(read_config(path), num_layers, overrides)
+    encoder = BertEncoder(config)
+    vocab = read_vocab(path)
+    load_hf_weights(encoder, read_state_dict(path), where=path)
+    check_vocab(vocab, config.vocab_size)
+    return encoder, config, vocab
 
 
 _TOKENIZER_CLASSES = {"bert": "BertTokenizer", "distilbert": "DistilBertTokenizer",
                       "electra": "ElectraTokenizer"}  # fmt: skip
 
 
-def save_hf(encoder, path: str, vocab_file: str | None = None) -> None:
+def save(encoder, path: str, vocab_file: str | None = None) -> None:
     """Write `encoder` as a HF directory that `transformers` loads as the family's model
     (`BertModel`, `DistilBertModel` or `ElectraModel`)."""
     from safetensors.numpy import save_file
@@ -231,7 +242,7 @@ def save_hf(encoder, path: str, vocab_file: str | None = None) -> None:
     config = encoder.config
     if vocab_file is not None:
         check_vocab(vocab_file, config.vocab_size)
-        copy_file_atomic(vocab_file, os.path.join(path, "vocab.txt"))
+        atomic_write(os.path.join(path, "vocab.txt"), lambda tmp: shutil.copyfile(vocab_file, tmp))
     state = {}
     for name, var in encoder.weight_map().items():
         value = np.asarray(var.numpy(), dtype=np.float32)
@@ -239,7 +250,7 @@ def save_hf(encoder, path: str, vocab_file: str | None = None) -> None:
         state[hf_name(name, config.model_type)] = np.ascontiguousarray(value)
     atomic_write(
         os.path.join(path, "model.safetensors"),
-        lambda tmp: save_file(state, tmp, metadata={"format": "pt"}),
+        lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}),
     )
     _write_json(os.path.join(path, "config.json"), config.to_hf_dict())
     _write_json(
@@ -250,8 +261,4 @@ def save_hf(encoder, path: str, vocab_file: str | None = None) -> None:
 
 
 def _write_json(path: str, obj) -> None:
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-
-    atomic_write(path, write)
+    atomic_write(path, json.dumps(obj, indent=2))

@@ -4,6 +4,9 @@ preset directory or an object, and build one.
 keras-hub's BERT and ELECTRA backbones hard-code the tanh-approximated GELU, so a
 model of theirs with the exact GELU (e.g. from Hugging Face) cannot be represented
 exactly there; its DistilBERT backbone uses the exact GELU.
+
+A checkpoint format module (see `keras_bert_ft.checkpoints`): detect, read_config,
+read_vocab, load, save. `load` also takes a backbone object.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import warnings
 
 import numpy as np
 
-from keras_bert_ft.checkpoints._common import assign_weights, check_vocab
+from keras_bert_ft import infra
+from keras_bert_ft.checkpoints._common import apply_options, assign_weights, check_vocab
 from keras_bert_ft.config import BertConfig
 from keras_bert_ft.errors import CheckpointFormatError
 
+NAME = "keras_hub"
+TITLE = "keras-hub backbone preset directory"
 REQUIRED_FILES = ("config.json (BertBackbone, DistilBertBackbone or ElectraBackbone)",
                   "model.weights.h5", "assets/tokenizer/vocabulary.txt")
 
@@ -76,7 +82,7 @@ def keras_hub_name(canonical: str, model_type: str = "bert") -> str:
     return f"transformer_layer_{m.group(1)}/{_BLOCK[m.group(2)]}/{m.group(3)}"
 
 
-def is_keras_hub_preset(path: str) -> bool:
+def detect(path: str) -> bool:
     """Whether `path` holds a keras-hub backbone preset (of any family: unsupported ones
     are then refused by name when the config is read)."""
     cfg = os.path.join(path, "config.json")
@@ -129,14 +135,25 @@ def load_backbone_weights(encoder, backbone) -> None:
     assign_weights(encoder, fetch, where=f"keras-hub {backbone.name}")
 
 
-def _preset_vocab(path: str) -> tuple[str | None, bool]:
+def read_vocab(path: str) -> str | None:
+    """The preset's `assets/tokenizer/vocabulary.txt`, or None."""
     vocab = os.path.join(path, "assets", "tokenizer", "vocabulary.txt")
-    lowercase = True
+    return vocab if os.path.isfile(vocab) else None
+
+
+def _preset_lowercase(path: str) -> bool:
     tok_cfg = os.path.join(path, "tokenizer.json")
-    if os.path.isfile(tok_cfg):
-        with open(tok_cfg, encoding="utf-8") as f:
-            lowercase = bool(json.load(f).get("config", {}).get("lowercase", True))
-    return (vocab if os.path.isfile(vocab) else None), lowercase
+    if not os.path.isfile(tok_cfg):
+        return True
+    with open(tok_cfg, encoding="utf-8") as f:
+        return bool(json.load(f).get("config", {}).get("lowercase", True))
+
+
+def read_config(path: str) -> BertConfig:
+    """The encoder config of a preset directory (its backbone's config.json), lowercasing
+    from its tokenizer; CheckpointFormatError for unsupported families."""
+    config = BertConfig.from_json_file(os.path.join(path, "config.json"), fmt="keras_hub")
+    return config.replace(do_lower_case=_preset_lowercase(path))
 
 
 def read_keras_hub(source):
@@ -157,8 +174,22 @@ def read_keras_hub(source):
         backbone = cls.from_preset(path)
     except (ValueError, OSError) as e:
         raise CheckpointFormatError(f"{path}: keras-hub could not load the preset ({e})") from e
-    vocab, lowercase = _preset_vocab(path)
-    return backbone, vocab, lowercase
+    return backbone, read_vocab(path), _preset_lowercase(path)
+
+
+def load(source, num_layers: int | None = None, **overrides):
+    """A `BertEncoder` of the backbone's family filled from a preset directory or a
+    backbone object; returns `(encoder, config, vocab)`, the config cut to `num_layers`
+    and with `overrides` set."""
+    from keras_bert_ft.layers import BertEncoder
+
+    backbone, vocab, lowercase = read_keras_hub(source)
+    config = config_from_backbone(backbone).replace(do_lower_case=lowercase)
+    config = apply_options(config, num_layers, overrides)
+    encoder = BertEncoder(config)
+    load_backbone_weights(encoder, backbone)
+    check_vocab(vocab, config.vocab_size)
+    return encoder, config, vocab
 
 
 def to_keras_hub(encoder):
@@ -195,16 +226,22 @@ def to_keras_hub(encoder):
     return backbone
 
 
-def save_keras_hub_preset(encoder, path: str, vocab_file: str | None = None) -> None:
-    """Write `encoder` as a keras-hub preset directory (backbone + tokenizer)."""
+def save(encoder, path: str, vocab_file: str | None = None) -> None:
+    """Write `encoder` as a keras-hub preset directory (backbone + tokenizer).
+
+    The folder is written beside `path` and renamed onto it when complete, replacing
+    a folder already there.
+    """
     import keras_hub
 
-    backbone = to_keras_hub(encoder)
-    backbone.save_to_preset(path)
     if vocab_file is not None:
         check_vocab(vocab_file, encoder.config.vocab_size)
-        tokenizer_cls = getattr(keras_hub.models, _TOKENIZERS[encoder.config.model_type])
-        tokenizer = tokenizer_cls(
-            vocabulary=os.fspath(vocab_file), lowercase=encoder.config.do_lower_case
-        )
-        tokenizer.save_to_preset(path)
+    backbone = to_keras_hub(encoder)
+    with infra.atomic_path(path, directory=True) as tmp:
+        backbone.save_to_preset(str(tmp))
+        if vocab_file is not None:
+            tokenizer_cls = getattr(keras_hub.models, _TOKENIZERS[encoder.config.model_type])
+            tokenizer = tokenizer_cls(
+                vocabulary=os.fspath(vocab_file), lowercase=encoder.config.do_lower_case
+            )
+            tokenizer.save_to_preset(str(tmp))

@@ -7,12 +7,12 @@ import importlib.util
 import os
 import re
 import socket
-import urllib.error
 import urllib.parse
-import urllib.request
+from pathlib import Path
 
-from keras_bert_ft.checkpoints._common import atomic_write
+from keras_bert_ft import infra
 from keras_bert_ft.config import BertConfig
+from keras_bert_ft.errors import DownloadError
 
 # Name -> (pip package, import name, folder inside it).
 PACKAGED = {
@@ -49,11 +49,8 @@ def looks_like_hub_name(source: str) -> bool:
     return bool(_HUB_NAME.match(source)) and not os.path.exists(source)
 
 
-def cache_dir() -> str:
-    """Where downloads go: $KBF_CACHE_DIR, else ~/.cache/keras_bert_ft."""
-    return os.environ.get("KBF_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "keras_bert_ft"
-    )
+# Hub downloads are whole model files; allow slow links more time than data set files.
+HF_TIMEOUT_S = 30.0
 
 
 def _endpoint() -> str:
@@ -72,8 +69,9 @@ def _offline_error(name: str, reason: str) -> OSError:
 
 def _check_reachable(name: str) -> None:
     """Fail at once when offline instead of waiting on long HTTP timeouts."""
-    if os.environ.get("KBF_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise _offline_error(name, "offline mode is set (KBF_OFFLINE / HF_HUB_OFFLINE)")
+    variable = infra.offline_variable()
+    if variable is not None:
+        raise _offline_error(name, f"offline mode is set ({variable})")
     url = urllib.parse.urlparse(_endpoint())
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
@@ -84,29 +82,32 @@ def _check_reachable(name: str) -> None:
 
 def _download(url: str, dest: str) -> bool:
     """Fetch `url` to `dest` atomically; False on HTTP 404."""
-
-    def write(tmp):
-        with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as f:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-
-    try:
-        atomic_write(dest, write)
-    except urllib.error.HTTPError as e:
-        if e.code == 404:
-            return False
-        raise
-    return True
+    return infra.download(url, dest, timeout=HF_TIMEOUT_S, missing_ok=True) is not None
 
 
-def download_hf(name: str, revision: str = "main") -> str:
-    """The local directory of Hub model `name`, downloading what the cache lacks."""
-    target = os.path.join(cache_dir(), "hf", name.replace("/", "--"), revision)
+def _is_complete(target: str) -> bool:
     have_weights = any(os.path.isfile(os.path.join(target, f)) for f in HF_WEIGHT_FILES)
     have_all = all(os.path.isfile(os.path.join(target, f)) for f in HF_FILES_REQUIRED)
     have_vocab = any(os.path.isfile(os.path.join(target, f)) for f in HF_VOCAB_FILES)
-    if have_weights and have_all and have_vocab:
-        return target
+    return have_weights and have_all and have_vocab
+
+
+def download_hf(name: str, revision: str = "main") -> str:
+    """The local directory of Hub model `name`, downloading what the cache lacks.
+
+    The cache is `infra.cache_dir("hf")`. Models cached before the cache honoured
+    $XDG_CACHE_HOME (in ~/.cache/keras_bert_ft/hf) are still found there.
+    """
+    folder = os.path.join(name.replace("/", "--"), revision)
+    target = os.path.join(infra.cache_dir("hf"), folder)
+    candidates = [target]
+    if not os.environ.get("KBF_CACHE_DIR"):
+        candidates.append(os.path.join(Path.home(), ".cache", "keras_bert_ft", "hf", folder))
+    for cached in candidates:
+        if _is_complete(cached):
+            return cached
+    have_weights = any(os.path.isfile(os.path.join(target, f)) for f in HF_WEIGHT_FILES)
+    have_vocab = any(os.path.isfile(os.path.join(target, f)) for f in HF_VOCAB_FILES)
     _check_reachable(name)
     base = f"{_endpoint()}/{name}/resolve/{revision}/"
     try:
@@ -128,6 +129,6 @@ def download_hf(name: str, revision: str = "main") -> str:
             _download(base + f, os.path.join(target, f)) for f in HF_WEIGHT_FILES
         ):
             raise FileNotFoundError(f"{name!r} on the Hub has none of {HF_WEIGHT_FILES}")
-    except urllib.error.URLError as e:
+    except DownloadError as e:
         raise _offline_error(name, str(e)) from e
     return target

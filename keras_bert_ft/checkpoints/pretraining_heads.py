@@ -13,8 +13,8 @@ import sys
 import numpy as np
 
 from keras_bert_ft.checkpoints import google, huggingface
-from keras_bert_ft.checkpoints._common import atomic_write
 from keras_bert_ft.errors import CheckpointFormatError
+from keras_bert_ft.infra import atomic_write
 
 # Google's name (the canonical one) -> (Hugging Face name, stored transposed in HF,
 # stored transposed in Google). Keras kernels are (in, out).
@@ -87,9 +87,9 @@ def _google_tensors(path: str) -> dict[str, np.ndarray]:
 
 def read_head_tensors(path: str) -> dict[str, np.ndarray]:
     """The head tensors a checkpoint directory holds (maybe none), in Keras layout."""
-    if huggingface.is_hf_dir(path):
+    if huggingface.detect(path):
         return _hf_tensors(path)
-    if google.is_google_dir(path):
+    if google.detect(path):
         return _google_tensors(path)
     return {}
 
@@ -143,7 +143,7 @@ def save_hf_pretraining(pretrainer, path: str, vocab_file: str | None = None) ->
     from safetensors.numpy import save_file
 
     encoder = pretrainer.encoder
-    huggingface.save_hf(encoder, path, vocab_file)  # config, vocab, tokenizer config
+    huggingface.save(encoder, path, vocab_file)  # config, vocab, tokenizer config
     state = {}
     for name, var in encoder.weight_map().items():
         value = np.asarray(var.numpy(), dtype=np.float32)
@@ -158,7 +158,7 @@ def save_hf_pretraining(pretrainer, path: str, vocab_file: str | None = None) ->
     state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"]
     state = {k: np.ascontiguousarray(v) for k, v in state.items()}
     atomic_write(os.path.join(path, "model.safetensors"),
-                 lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+                 lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
     _add_architecture(os.path.join(path, "config.json"))
 
 
@@ -168,26 +168,21 @@ def _add_architecture(config_path: str) -> None:
     with open(config_path, encoding="utf-8") as f:
         config = json.load(f)
     config["architectures"] = ["BertForPreTraining"]
-
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2)
-
-    atomic_write(config_path, write)
+    atomic_write(config_path, json.dumps(config, indent=2))
 
 
 def save_google_pretraining(pretrainer, path: str, vocab_file: str | None = None) -> None:
     """Write encoder and heads as a Google checkpoint (`bert/*` and `cls/*` variables)."""
     import tensorflow as tf
 
-    google.save_google(pretrainer.encoder, path, vocab_file)  # config, vocab
+    google.save(pretrainer.encoder, path, vocab_file)  # config, vocab
     items = [(google.PREFIX + n, v) for n, v in pretrainer.encoder.weight_map().items()]
     items = [(n, v.numpy()) for n, v in items]
     for name, var in head_weight_map(pretrainer).items():
         _, _, transposed = {**MLM_NAMES, **NSP_NAMES}[name]
         items.append((name, var.numpy().T if transposed else var.numpy()))
     items.sort(key=lambda item: item[0])
-    # Written over the encoder-only checkpoint save_google just wrote, as it writes it.
+    # Written over the encoder-only checkpoint google.save just wrote, as it writes it.
     tf.raw_ops.SaveV2(
         prefix=os.path.join(path, "bert_model.ckpt"),
         tensor_names=[n for n, _ in items],

@@ -4,6 +4,9 @@ Keras 3 cannot host `hub.KerasLayer`, so a loaded SavedModel is wrapped in
 `HubEncoderLayer`, a `keras.layers.TFSMLayer` over the `__call__` endpoint
 whose variables are trainable and which passes `training` on, so dropout
 behaves as in the original during fine-tuning.
+
+A checkpoint format module (see `keras_bert_ft.checkpoints`): detect, read_config,
+read_vocab, load, save.
 """
 
 from __future__ import annotations
@@ -15,16 +18,20 @@ import tempfile
 
 import keras
 
-from keras_bert_ft.checkpoints._common import check_vocab
+from keras_bert_ft import infra
+from keras_bert_ft.checkpoints._common import check_vocab, count_vocab
 from keras_bert_ft.config import BertConfig
 from keras_bert_ft.errors import CheckpointFormatError
 from keras_bert_ft.layers.encoder import INPUT_NAMES
 
+NAME = "tfhub"
+TITLE = "TF-Hub SavedModel directory"
 REQUIRED_FILES = ("saved_model.pb", "variables/", "assets/vocab.txt")
 CONFIG_ASSET = "kbf_config.json"
 
 
-def is_saved_model_dir(path: str) -> bool:
+def detect(path: str) -> bool:
+    """Whether the directory `path` holds a SavedModel."""
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
@@ -89,8 +96,9 @@ def hub_encoder_model(path: str, name: str = "hub_bert_encoder") -> keras.Model:
     return keras.Model(inputs, outputs, name=name)
 
 
-def read_hub_config(path: str, vocab_file: str | None) -> BertConfig | None:
-    """The config stored by `save_tfhub`, or None for SavedModels from elsewhere."""
+def read_config(path: str) -> BertConfig | None:
+    """The config stored by `save`, or None for SavedModels from elsewhere (their shape
+    is known only once loaded)."""
     cfg = os.path.join(path, "assets", CONFIG_ASSET)
     if os.path.isfile(cfg):
         with open(cfg, encoding="utf-8") as f:
@@ -111,8 +119,6 @@ def infer_hub_config(model: keras.Model, vocab_file: str | None, do_lower_case: 
     hidden = int(out["sequence_output"].shape[-1])
     vocab_size = None
     if vocab_file is not None:
-        from keras_bert_ft.checkpoints._common import count_vocab
-
         vocab_size = count_vocab(vocab_file)
     return BertConfig(
         vocab_size=vocab_size or 0,
@@ -125,23 +131,34 @@ def infer_hub_config(model: keras.Model, vocab_file: str | None, do_lower_case: 
     )
 
 
-def load_tfhub(path: str, num_layers: int | None = None):
-    """Wrap the SavedModel at `path`; returns (model, vocab_file, config)."""
+def read_vocab(path: str) -> str | None:
+    """The SavedModel's `assets/vocab.txt`, or None."""
+    vocab = os.path.join(path, "assets", "vocab.txt")
+    return vocab if os.path.isfile(vocab) else None
+
+
+def load(path: str, num_layers: int | None = None, **overrides):
+    """Wrap the SavedModel at `path` in a Keras model; returns `(model, config, vocab)`.
+
+    Its graph is fixed: `num_layers` and `overrides` are refused.
+    """
     import tensorflow as tf
 
+    if overrides:
+        raise CheckpointFormatError(
+            f"{sorted(overrides)} cannot be changed in a TF-Hub SavedModel")
     if num_layers is not None:
         raise CheckpointFormatError(
             "num_layers cannot be applied to a TF-Hub SavedModel (its graph is fixed); "
             "load a Hugging Face or Google checkpoint of the model instead"
         )
-    vocab = os.path.join(path, "assets", "vocab.txt")
-    vocab = vocab if os.path.isfile(vocab) else None
+    vocab = read_vocab(path)
     do_lower_case = True
     obj = tf.saved_model.load(path)
     if hasattr(obj, "do_lower_case"):
         do_lower_case = bool(obj.do_lower_case.numpy())
     model = hub_encoder_model(path)
-    config = read_hub_config(path, vocab)
+    config = read_config(path)
     if config is None:
         config = infer_hub_config(model, vocab, do_lower_case)
     config.do_lower_case = do_lower_case
@@ -149,10 +166,10 @@ def load_tfhub(path: str, num_layers: int | None = None):
     tables = [w for w in model.weights if "word_embeddings" in w.name and len(w.shape) == 2]
     if tables:
         check_vocab(vocab, int(tables[0].shape[0]))
-    return model, vocab, config
+    return model, config, vocab
 
 
-def save_tfhub(encoder, path: str, vocab_file: str | None = None) -> None:
+def save(encoder, path: str, vocab_file: str | None = None) -> None:
     """Export `encoder` with the interface of the published TF-Hub BERT encoders.
 
     `__call__(inputs, training=False)` takes the dict of `input_word_ids`,
@@ -191,12 +208,10 @@ def save_tfhub(encoder, path: str, vocab_file: str | None = None) -> None:
     call.get_concrete_function(specs, training=False)
     call.get_concrete_function(specs, training=True)
 
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-savedmodel-")
-    try:
-        assets_src = os.path.join(staging, "_assets_src")
-        os.makedirs(assets_src)
+    # The assets are copied into the SavedModel from a scratch folder; the SavedModel is
+    # written beside `path` and renamed onto it whole, so a reader never sees half of one.
+    with tempfile.TemporaryDirectory() as assets_src, \
+            infra.atomic_path(path, directory=True) as out_dir:
         root = tf.train.Checkpoint()
         root.encoder = encoder
         root.variables = list(encoder.variables)
@@ -210,11 +225,4 @@ def save_tfhub(encoder, path: str, vocab_file: str | None = None) -> None:
             json.dump(config.to_dict(), f, indent=2)
         root.kbf_config_file = tf.saved_model.Asset(os.path.join(assets_src, CONFIG_ASSET))
         root.__call__ = call
-        out_dir = os.path.join(staging, "model")
-        tf.saved_model.save(root, out_dir, signatures={"serving_default": serve})
-        # Swap in whole, so a reader never sees a half-written SavedModel.
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(out_dir, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        tf.saved_model.save(root, str(out_dir), signatures={"serving_default": serve})

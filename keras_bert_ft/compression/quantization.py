@@ -28,7 +28,7 @@ from tensorflow.python.framework.convert_to_constants import (
     convert_variables_to_constants_v2,
 )
 
-from keras_bert_ft.atomic import atomic_write
+from keras_bert_ft.infra import atomic_write
 from keras_bert_ft.layers.encoder import INPUT_NAMES
 
 TFLITE_MODES = ("float32", "dynamic", "full_int8")

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_bert_ft.atomic import atomic_path
+from keras_bert_ft.infra import atomic_path
 from keras_bert_ft.layers.encoder import INPUT_NAMES
 from keras_bert_ft.models import MaskedMeanPooling, with_encoder_deserialized
 

@@ -1,73 +1,18 @@
-"""Downloading and unpacking data set files, atomically.
-
-A file is fetched into a temporary file beside its target and renamed into
-place only when complete, so an interrupted download never looks finished.
-"""
+"""Unpacking data set archives safely. Downloads live in `keras_bert_ft.infra`;
+`download` and `offline` are re-exported here for old callers."""
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
 import shutil
 import tarfile
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from keras_bert_ft.atomic import atomic_path
 from keras_bert_ft.errors import DownloadError
+from keras_bert_ft.infra import DEFAULT_TIMEOUT_S, download, offline
 
-DEFAULT_TIMEOUT_S = 15.0
-
-
-def offline() -> bool:
-    """True when KBF_OFFLINE is set to a true value: never touch the network."""
-    return os.environ.get("KBF_OFFLINE", "").lower() in ("1", "true", "yes")
-
-
-def download(
-    url: str,
-    dest: str | os.PathLike,
-    *,
-    sha256: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
-) -> Path:
-    """Fetch `url` to `dest` atomically; verify `sha256` when given.
-
-    `timeout` bounds each network operation, so a machine without network
-    access fails within seconds instead of hanging.
-    """
-    dest = Path(dest)
-    if offline() and not url.startswith("file:"):
-        raise DownloadError(f"not downloading {url}: KBF_OFFLINE is set")
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(dest) as tmp:
-            expected = response.headers.get("Content-Length") if response.headers else None
-            received = 0
-            with open(tmp, "wb") as out:
-                while chunk := response.read(1 << 20):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    received += len(chunk)
-            # urllib returns a short body without complaint when the
-            # connection drops; the declared length catches that.
-            if expected is not None and received != int(expected):
-                raise DownloadError(
-                    f"could not download {url}: connection closed after {received} of "
-                    f"{expected} bytes"
-                )
-            if sha256 is not None and digest.hexdigest() != sha256.lower():
-                raise DownloadError(
-                    f"checksum mismatch for {url}: got sha256 {digest.hexdigest()}, "
-                    f"expected {sha256}"
-                )
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise DownloadError(f"could not download {url}: {reason}") from e
-    return dest
+__all__ = ["DEFAULT_TIMEOUT_S", "DownloadError", "download", "extract", "offline"]
 
 
 def _safe_member(name: str) -> bool:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bert_ft.atomic import atomic_write
 from keras_bert_ft.errors import DataError
+from keras_bert_ft.infra import atomic_write
 
 
 def label_to_str(value: object) -> str | None:

@@ -4,8 +4,10 @@
 `tensorflow_datasets` and `keras.datasets` do:
 
 1. `$KBF_DATA_DIR/<name>/` (or the `data_dir` argument), a local copy;
-2. the cache, `$KBF_CACHE_DIR/<name>/` (default
-   `~/.cache/keras_bert_ft/datasets/<name>/`);
+2. the cache, `infra.cache_dir("datasets")/<name>/`: `$KBF_CACHE_DIR/datasets/<name>/`
+   (default `$XDG_CACHE_HOME/keras_bert_ft/...` or `~/.cache/keras_bert_ft/...`);
+   a copy cached by an earlier release directly under `$KBF_CACHE_DIR/<name>/` is
+   still found;
 3. the data set's canonical public URL, downloaded into the cache
    atomically (fetched into a temporary folder, renamed when complete).
 
@@ -26,8 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_bert_ft.data.download import DEFAULT_TIMEOUT_S, DownloadError, download, extract
+from keras_bert_ft import infra
+from keras_bert_ft.data.download import extract
 from keras_bert_ft.data.readers import TextDataset
+from keras_bert_ft.errors import DownloadError
+from keras_bert_ft.infra import DEFAULT_TIMEOUT_S
 
 
 class DatasetUnavailableError(DownloadError):
@@ -60,11 +65,8 @@ class DatasetSpec:
 
 
 def default_cache_dir() -> Path:
-    """$KBF_CACHE_DIR, else $XDG_CACHE_HOME/keras_bert_ft/datasets, else ~/.cache/..."""
-    if os.environ.get("KBF_CACHE_DIR"):
-        return Path(os.environ["KBF_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "keras_bert_ft" / "datasets"
+    """The data set cache: `infra.cache_dir("datasets")` ($KBF_CACHE_DIR/datasets, ...)."""
+    return infra.cache_dir("datasets")
 
 
 # --------------------------------------------------------------------------- registry
@@ -104,7 +106,7 @@ def fetch(
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".partial", dir=cache_dir))
     try:
         for f in spec.files:
-            path = download(f.url, tmp / f.filename, sha256=f.sha256, timeout=timeout)
+            path = infra.download(f.url, tmp / f.filename, sha256=f.sha256, timeout=timeout)
             if f.extract:
                 extract(path, tmp)
                 path.unlink()
@@ -138,7 +140,10 @@ def dataset_dir(
     base = data_dir if data_dir is not None else os.environ.get("KBF_DATA_DIR")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     looked = []
-    for candidate in ([Path(base) / spec.name] if base else []) + [cache / spec.name]:
+    candidates = ([Path(base) / spec.name] if base else []) + [cache / spec.name]
+    if cache_dir is None:  # where releases before the shared cache layout put data sets
+        candidates.append(infra.cache_root() / spec.name)
+    for candidate in candidates:
         looked.append(str(candidate))
         if candidate.is_dir() and (root := spec.locate(candidate)) is not None:
             return root

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bert_ft.atomic import atomic_path
+from keras_bert_ft.infra import atomic_path
 
 # [CLS] text [SEP], and [CLS] a [SEP] b [SEP].
 _SPECIAL_SINGLE = 2

@@ -238,6 +238,6 @@ def write_outputs(pretrainer, tokenizer, out: Path) -> None:
 
 
 def _write_json(path: Path, obj) -> None:
-    from keras_bert_ft.atomic import atomic_write
+    from keras_bert_ft.infra import atomic_write
 
     atomic_write(path, json.dumps(obj, indent=2) + "\n")

@@ -30,8 +30,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_bert_ft.atomic import MANIFEST_FILE, atomic_write, check_manifest, write_manifest
 from keras_bert_ft.errors import DataError
+from keras_bert_ft.infra import MANIFEST_FILE, atomic_write, check_manifest, write_manifest
 
 _EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
 WEIGHTS_FILE = "model.weights.h5"

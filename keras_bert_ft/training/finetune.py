@@ -20,9 +20,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_bert_ft.atomic import atomic_write
 from keras_bert_ft.data.pipeline import dataset_from, make_window_dataset
 from keras_bert_ft.data.readers import TextDataset
+from keras_bert_ft.infra import atomic_write
 from keras_bert_ft.lora import DEFAULT_TARGETS
 from keras_bert_ft.reports import (
     ClassificationReport,

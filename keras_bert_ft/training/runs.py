@@ -28,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keras_bert_ft.atomic import atomic_write
 from keras_bert_ft.errors import DataError
+from keras_bert_ft.infra import atomic_write
 
 if TYPE_CHECKING:
     from keras_bert_ft.data.readers import TextDataset
