@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "masking.h"
+#include "core/masking.h"
 
 namespace py = pybind11;
 

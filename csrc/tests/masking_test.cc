@@ -7,7 +7,7 @@
 #include <set>
 #include <vector>
 
-#include "masking.h"
+#include "core/masking.h"
 
 namespace {
 
