@@ -223,14 +223,14 @@ void TestErrorMessages() {
   CHECK(!e.error.ok && e.error.message.rfind("texts[0]: cannot truncate", 0) == 0);
   e = Encode(*tokenizer, {}, {}, options);
   CHECK(e.error.ok && e.ids.empty());
+  e = Encode(*tokenizer, {"", ""}, {"", ""}, options);
+  CHECK(e.error.ok && e.seq == 3);
   // An error about the whole batch names no example.
   e = Encode(*tokenizer, {"a", "b"}, {"a"}, options);
   CHECK(!e.error.ok && e.error.message == "texts and pairs differ in length");
   options.max_length = 2;
   e = Encode(*tokenizer, {"a"}, {"b"}, options);
   CHECK(!e.error.ok && e.error.message == "max_length must be at least 3");
-  e = Encode(*tokenizer, {"", ""}, {"", ""}, options);
-  CHECK(e.error.ok && e.seq == 3);
 }
 
 }  // namespace
