@@ -1,4 +1,4 @@
-// The Python binding of the C++ core: the only file that knows about Python.
+// The Python binding of the tokenizer core (csrc/python/ alone knows about Python).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>

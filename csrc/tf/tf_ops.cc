@@ -1,5 +1,5 @@
-// The C++ WordPiece core as a TensorFlow op: the only file that knows about
-// TensorFlow. `KbfWordPieceEncode` tokenizes, truncates, packs and pads a
+// The C++ WordPiece core as a TensorFlow op (csrc/tf/ alone knows about
+// TensorFlow). `KbfWordPieceEncode` tokenizes, truncates, packs and pads a
 // batch exactly as WordPieceTokenizer.encode_batch does, because it calls the
 // same kbf::EncodeBatch.
 //
