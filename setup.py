@@ -14,18 +14,28 @@ from pathlib import Path
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import Extension, setup
 
-CORE_SOURCES = [
-    "csrc/unicode_tables.cc",
-    "csrc/normalizer.cc",
-    "csrc/vocab.cc",
-    "csrc/wordpiece.cc",
-    "csrc/packing.cc",
-    "csrc/masking.cc",
-]
+SOURCE_LIST = "csrc/sources.txt"
+
+
+def read_sources(part: str, path: str = SOURCE_LIST) -> list[str]:
+    """The sources of one part ("core", "python", "tf") in csrc/sources.txt, in order."""
+    sources = []
+    for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[0] not in ("core", "python", "tf"):
+            raise ValueError(f"{path}, line {number}: expected 'core|python|tf PATH', got {line!r}")
+        if fields[0] == part:
+            sources.append(fields[1])
+    return sources
+
+
+CORE_SOURCES = read_sources("core")
 
 tokenizer_extension = Pybind11Extension(
     "keras_bert_ft._wordpiece",
-    sources=["csrc/bindings.cc", "csrc/masking_bindings.cc", *CORE_SOURCES],
+    sources=[*read_sources("python"), *CORE_SOURCES],
     include_dirs=["csrc"],
     cxx_std=17,
     extra_compile_args=["-O3", "-Wall", "-Wextra"],
@@ -37,7 +47,7 @@ OP_BUILD_INFO = "_wordpiece_op_build.json"
 
 op_library = Extension(
     OP_NAME,
-    sources=["csrc/tf_ops.cc", "csrc/op_support.cc", "csrc/masking_op.cc", *CORE_SOURCES],
+    sources=[*read_sources("tf"), *CORE_SOURCES],
     include_dirs=["csrc"],
     language="c++",
 )

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "packing.h"
-#include "utf8.h"
-#include "wordpiece.h"
+#include "core/packing.h"
+#include "core/utf8.h"
+#include "core/wordpiece.h"
 
 namespace {
 
@@ -170,7 +170,9 @@ void TestHeadTail(const kbf::Tokenizer& t) {
   CHECK((std::vector<int32_t>(ids.begin(), ids.begin() + 6) ==
          std::vector<int32_t>{2, 10, 11, 10, 11, 3}));
   const kbf::BatchError error = kbf::EncodeBatch(t, texts, texts, options, allocate);
-  CHECK(!error.ok && error.index == texts.size());
+  CHECK(!error.ok && error.index == kbf::BatchError::kWholeBatch);
+  CHECK(kbf::DescribeBatchError(error, texts, texts) ==
+        "truncation 'head_tail' applies to single texts, not to pairs");
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Unit test of the masking core (csrc/masking.cc), built with AddressSanitizer
+// Unit test of the masking core (csrc/core/masking.cc), built with AddressSanitizer
 // and UBSan by `make sanitize`. Random batches of every shape, with padding,
 // special tokens and "##" pieces, go through MaskBatch; any read or write out
 // of bounds shows up as an ASan report. Bad ids and options must be refused.
@@ -7,7 +7,7 @@
 #include <set>
 #include <vector>
 
-#include "masking.h"
+#include "core/masking.h"
 
 namespace {
 

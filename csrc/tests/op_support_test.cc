@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "op_support.h"
-#include "packing.h"
+#include "core/op_support.h"
+#include "core/packing.h"
 
 namespace {
 
@@ -73,11 +73,13 @@ void TestCheckVocabAndTruncation() {
   CHECK(kbf::CheckVocab({"[CLS]", "[SEP]", "[UNK]"}, options).empty());
   CHECK(kbf::CheckVocab({"[CLS]", "[UNK]"}, options) ==
         "the token '[SEP]' is not in the vocabulary");
-  kbf::Truncation t;
-  CHECK(kbf::ParseTruncation("ratio", &t) && t == kbf::Truncation::kRatio);
-  CHECK(kbf::ParseTruncation("only_second", &t) && t == kbf::Truncation::kOnlySecond);
-  CHECK(kbf::ParseTruncation("head_tail", &t) && t == kbf::Truncation::kHeadTail);
-  CHECK(!kbf::ParseTruncation("middle", &t));
+  CHECK(kbf::ParseTruncation("longest_first") == kbf::Truncation::kLongestFirst);
+  CHECK(kbf::ParseTruncation("only_first") == kbf::Truncation::kOnlyFirst);
+  CHECK(kbf::ParseTruncation("ratio") == kbf::Truncation::kRatio);
+  CHECK(kbf::ParseTruncation("only_second") == kbf::Truncation::kOnlySecond);
+  CHECK(kbf::ParseTruncation("head_tail") == kbf::Truncation::kHeadTail);
+  CHECK(!kbf::ParseTruncation("middle").has_value());
+  CHECK(!kbf::ParseTruncation("").has_value());
 }
 
 void TestCacheErrors() {
@@ -223,6 +225,12 @@ void TestErrorMessages() {
   CHECK(e.error.ok && e.ids.empty());
   e = Encode(*tokenizer, {"", ""}, {"", ""}, options);
   CHECK(e.error.ok && e.seq == 3);
+  // An error about the whole batch names no example.
+  e = Encode(*tokenizer, {"a", "b"}, {"a"}, options);
+  CHECK(!e.error.ok && e.error.message == "texts and pairs differ in length");
+  options.max_length = 2;
+  e = Encode(*tokenizer, {"a"}, {"b"}, options);
+  CHECK(!e.error.ok && e.error.message == "max_length must be at least 3");
 }
 
 }  // namespace

@@ -85,23 +85,6 @@ std::string CheckVocab(const std::vector<std::string>& tokens, const TokenizerOp
   return "";
 }
 
-bool ParseTruncation(std::string_view name, Truncation* strategy) {
-  if (name == "longest_first") {
-    *strategy = Truncation::kLongestFirst;
-  } else if (name == "only_first") {
-    *strategy = Truncation::kOnlyFirst;
-  } else if (name == "only_second") {
-    *strategy = Truncation::kOnlySecond;
-  } else if (name == "ratio") {
-    *strategy = Truncation::kRatio;
-  } else if (name == "head_tail") {
-    *strategy = Truncation::kHeadTail;
-  } else {
-    return false;
-  }
-  return true;
-}
-
 std::shared_ptr<const Tokenizer> TokenizerCache::Get(const std::string& path,
                                                      const TokenizerOptions& options,
                                                      const ReadFile& read, std::string* error) {
@@ -142,19 +125,6 @@ size_t TokenizerCache::size() const {
 TokenizerCache& TokenizerCache::Global() {
   static TokenizerCache* cache = new TokenizerCache();  // never destroyed: kernels may outlive exit
   return *cache;
-}
-
-std::string DescribeBatchError(const BatchError& error, const std::vector<std::string_view>& texts,
-                               const std::vector<std::string_view>& pairs) {
-  const char* name = error.segment == 0 ? "texts" : "pairs";
-  const std::vector<std::string_view>& views = error.segment == 0 ? texts : pairs;
-  if (error.index >= views.size()) return error.message;
-  std::string message = std::string(name) + "[" + std::to_string(error.index) + "]";
-  if (error.message == "not valid UTF-8") {
-    return message + " is not valid UTF-8 (byte " +
-           std::to_string(utf8::FindInvalid(views[error.index])) + ")";
-  }
-  return message + ": " + error.message;
 }
 
 }  // namespace kbf

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "masking.h"
+#include "core/masking.h"
 
 namespace py = pybind11;
 
@@ -72,5 +72,5 @@ void RegisterMasking(py::module_& m) {
         py::arg("seed"), py::arg("select_rate"), py::arg("mask_rate"), py::arg("random_rate"),
         py::arg("max_predictions"), py::arg("whole_word"), py::arg("mask_id"),
         py::arg("num_threads"),
-        "BERT masked-LM masking of a [batch, seq] int32 id array (see csrc/masking.h).");
+        "BERT masked-LM masking of a [batch, seq] int32 id array (see csrc/core/masking.h).");
 }

@@ -1,5 +1,5 @@
-// The C++ WordPiece core as a TensorFlow op: the only file that knows about
-// TensorFlow. `KbfWordPieceEncode` tokenizes, truncates, packs and pads a
+// The C++ WordPiece core as a TensorFlow op (csrc/tf/ alone knows about
+// TensorFlow). `KbfWordPieceEncode` tokenizes, truncates, packs and pads a
 // batch exactly as WordPieceTokenizer.encode_batch does, because it calls the
 // same kbf::EncodeBatch.
 //
@@ -10,20 +10,21 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "op_support.h"
-#include "packing.h"
+#include "core/op_support.h"
+#include "core/packing.h"
+#include "core/wordpiece.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/platform/env.h"
-#include "wordpiece.h"
 
 namespace {
 
@@ -142,8 +143,11 @@ class WordPieceEncodeOp : public OpKernel {
     OP_REQUIRES(ctx, max_chars >= 0,
                 Invalid("max_input_chars_per_word must be >= 0, got ", max_chars));
     OP_REQUIRES(ctx, threads >= 1, Invalid("num_threads must be positive, got ", threads));
-    OP_REQUIRES(ctx, kbf::ParseTruncation(truncation, &batch_.truncation),
-                Invalid("unknown truncation '", truncation, "'"));
+    const std::optional<kbf::Truncation> strategy = kbf::ParseTruncation(truncation);
+    OP_REQUIRES(ctx, strategy.has_value(),
+                Invalid("truncation must be one of ", kbf::TruncationNames(), "; got '",
+                        truncation, "'"));
+    batch_.truncation = *strategy;
     batch_.max_length = static_cast<size_t>(max_length);
     batch_.pad_to_multiple_of = static_cast<size_t>(multiple);
     batch_.num_threads = static_cast<size_t>(threads);

@@ -1,4 +1,4 @@
-// The Python binding of the C++ core: the only file that knows about Python.
+// The Python binding of the tokenizer core (csrc/python/ alone knows about Python).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -6,13 +6,14 @@
 #include <algorithm>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "packing.h"
-#include "utf8.h"
-#include "wordpiece.h"
+#include "core/packing.h"
+#include "core/utf8.h"
+#include "core/wordpiece.h"
 
 namespace py = pybind11;
 
@@ -145,16 +146,6 @@ OutputPool& Outputs() {
   return *pool;
 }
 
-kbf::Truncation ParseTruncation(const std::string& name) {
-  if (name == "longest_first") return kbf::Truncation::kLongestFirst;
-  if (name == "only_first") return kbf::Truncation::kOnlyFirst;
-  if (name == "only_second") return kbf::Truncation::kOnlySecond;
-  if (name == "ratio") return kbf::Truncation::kRatio;
-  if (name == "head_tail") return kbf::Truncation::kHeadTail;
-  throw py::value_error("truncation must be one of 'longest_first', 'only_first', "
-                        "'only_second', 'ratio', 'head_tail'; got '" + name + "'");
-}
-
 class PyTokenizer {
  public:
   PyTokenizer(std::vector<std::string> tokens, bool lowercase, bool strip_accents,
@@ -216,7 +207,12 @@ class PyTokenizer {
     }
     kbf::BatchOptions options;
     options.max_length = max_length;
-    options.truncation = ParseTruncation(truncation);
+    const std::optional<kbf::Truncation> strategy = kbf::ParseTruncation(truncation);
+    if (!strategy) {
+      throw py::value_error(std::string("truncation must be one of ") + kbf::TruncationNames() +
+                            "; got '" + truncation + "'");
+    }
+    options.truncation = *strategy;
     options.head_tokens = head_tokens;
     options.pad_to_max_length = pad_to_max_length;
     options.pad_to_multiple_of = pad_to_multiple_of;
@@ -245,20 +241,7 @@ class PyTokenizer {
       py::gil_scoped_release release;
       error = kbf::EncodeBatch(core_, first.views, second.views, options, allocate);
     }
-    if (!error.ok) {
-      const char* name = error.segment == 0 ? "texts" : "pairs";
-      const auto& views = error.segment == 0 ? first.views : second.views;
-      std::string message = std::string(name) + "[" + std::to_string(error.index) + "]";
-      if (error.message == "not valid UTF-8") {
-        message += " is not valid UTF-8 (byte " +
-                   std::to_string(kbf::utf8::FindInvalid(views[error.index])) + ")";
-      } else if (error.index < views.size()) {
-        message += ": " + error.message;
-      } else {
-        message = error.message;
-      }
-      throw py::value_error(message);
-    }
+    if (!error.ok) throw py::value_error(kbf::DescribeBatchError(error, first.views, second.views));
     py::dict out;
     out["input_word_ids"] = ids;
     out["input_mask"] = mask;

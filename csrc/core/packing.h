@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,13 @@ namespace kbf {
 // for pairs. The other strategies apply to pairs; a single text under them is
 // cut at the end.
 enum class Truncation { kLongestFirst, kOnlyFirst, kOnlySecond, kRatio, kHeadTail };
+
+// The strategy named `name` ("longest_first", "only_first", "only_second",
+// "ratio", "head_tail"), or nothing when the name is unknown.
+std::optional<Truncation> ParseTruncation(std::string_view name);
+
+// The accepted names, quoted, for error messages: "'longest_first', ...".
+const char* TruncationNames();
 
 // Lengths of the two segments after truncation.
 struct Kept {
@@ -48,11 +56,19 @@ struct BatchBuffers {
 };
 
 struct BatchError {
+  static constexpr size_t kWholeBatch = static_cast<size_t>(-1);
   bool ok = true;
-  size_t index = 0;   // the example
-  int segment = 0;    // 0: text, 1: pair
+  size_t index = kWholeBatch;  // the example, or kWholeBatch for an error about the batch
+  int segment = 0;             // 0: text, 1: pair
+  bool invalid_utf8 = false;   // the example's text is not valid UTF-8
   std::string message;
 };
+
+// The message for a failed EncodeBatch, naming the example as encode_batch
+// does: "texts[3] is not valid UTF-8 (byte 7)", "pairs[0]: cannot truncate ...".
+// `texts` and `pairs` are the views EncodeBatch was given.
+std::string DescribeBatchError(const BatchError& error, const std::vector<std::string_view>& texts,
+                               const std::vector<std::string_view>& pairs);
 
 // Tokenizes, truncates and packs a batch. `pairs` is empty or as long as
 // `texts`. Once the sequence length is known, `allocate(batch, seq)` is called

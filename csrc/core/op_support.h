@@ -1,7 +1,6 @@
-// What the TensorFlow kernel needs besides TensorFlow: reading vocab.txt, a
-// process-wide cache of built tokenizers, and error messages naming the
-// failing example. Kept free of TensorFlow so that a plain C++ test can run
-// it under AddressSanitizer.
+// What the TensorFlow kernel needs besides TensorFlow: reading vocab.txt and
+// a process-wide cache of built tokenizers. Kept free of TensorFlow so that a
+// plain C++ test can run it under AddressSanitizer.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +12,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "packing.h"
 #include "wordpiece.h"
 
 namespace kbf {
@@ -27,9 +25,6 @@ bool ParseVocab(std::string_view contents, std::vector<std::string>* tokens, std
 // Checks what the batch encoder relies on: [CLS], [SEP] and the unknown token
 // are in the vocabulary. Returns an empty string when they are.
 std::string CheckVocab(const std::vector<std::string>& tokens, const TokenizerOptions& options);
-
-// Parses a truncation strategy name; false when unknown.
-bool ParseTruncation(std::string_view name, Truncation* strategy);
 
 // Built tokenizers, one per (vocab path, options), shared by every thread.
 class TokenizerCache {
@@ -52,10 +47,5 @@ class TokenizerCache {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<const Tokenizer>> tokenizers_;
 };
-
-// The message for a failed EncodeBatch, naming the example as encode_batch
-// does: "texts[3] is not valid UTF-8 (byte 7)".
-std::string DescribeBatchError(const BatchError& error, const std::vector<std::string_view>& texts,
-                               const std::vector<std::string_view>& pairs);
 
 }  // namespace kbf

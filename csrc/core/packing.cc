@@ -5,6 +5,8 @@
 #include <mutex>
 #include <thread>
 
+#include "utf8.h"
+
 namespace kbf {
 
 bool Truncate(size_t first, size_t second, size_t budget, Truncation strategy, Kept* kept) {
@@ -55,6 +57,32 @@ bool Truncate(size_t first, size_t second, size_t budget, Truncation strategy, K
     }
   }
   return false;
+}
+
+std::optional<Truncation> ParseTruncation(std::string_view name) {
+  if (name == "longest_first") return Truncation::kLongestFirst;
+  if (name == "only_first") return Truncation::kOnlyFirst;
+  if (name == "only_second") return Truncation::kOnlySecond;
+  if (name == "ratio") return Truncation::kRatio;
+  if (name == "head_tail") return Truncation::kHeadTail;
+  return std::nullopt;
+}
+
+const char* TruncationNames() {
+  return "'longest_first', 'only_first', 'only_second', 'ratio', 'head_tail'";
+}
+
+std::string DescribeBatchError(const BatchError& error, const std::vector<std::string_view>& texts,
+                               const std::vector<std::string_view>& pairs) {
+  const std::vector<std::string_view>& views = error.segment == 0 ? texts : pairs;
+  if (error.index >= views.size()) return error.message;  // about the batch, not one example
+  const std::string where =
+      std::string(error.segment == 0 ? "texts" : "pairs") + "[" + std::to_string(error.index) + "]";
+  if (error.invalid_utf8) {
+    return where + " is not valid UTF-8 (byte " +
+           std::to_string(utf8::FindInvalid(views[error.index])) + ")";
+  }
+  return where + ": " + error.message;
 }
 
 size_t ParallelFor(size_t n, size_t threads,
@@ -158,7 +186,6 @@ BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string
   }
   if (has_pairs && options.truncation == Truncation::kHeadTail) {
     error.ok = false;
-    error.index = n;  // about the whole batch, not one example
     error.message = "truncation 'head_tail' applies to single texts, not to pairs";
     return error;
   }
@@ -194,17 +221,17 @@ BatchError EncodeBatch(const Tokenizer& tokenizer, const std::vector<std::string
       ex.chunk = static_cast<uint32_t>(c);
       ex.start = chunk.ids.size();
       if (!tokenizer.Encode(texts[i], &chunk.ids, spans, &scratch)) {
-        chunk.error = {false, i, 0, "not valid UTF-8"};
+        chunk.error = {false, i, 0, true, "not valid UTF-8"};
         return;
       }
       ex.first = chunk.ids.size() - ex.start;
       if (has_pairs && !tokenizer.Encode(pairs[i], &chunk.ids, spans, &scratch)) {
-        chunk.error = {false, i, 1, "not valid UTF-8"};
+        chunk.error = {false, i, 1, true, "not valid UTF-8"};
         return;
       }
       ex.second = chunk.ids.size() - ex.start - ex.first;
       if (!Truncate(ex.first, ex.second, budget, strategy, &ex.kept)) {
-        chunk.error = {false, i, ex.second > budget ? 1 : 0,
+        chunk.error = {false, i, ex.second > budget ? 1 : 0, false,
                        "cannot truncate to max_length " + std::to_string(options.max_length) +
                            ": the other segment alone has " +
                            std::to_string(std::max(ex.first, ex.second)) + " tokens"};

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "masking.h"
+#include "core/masking.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
