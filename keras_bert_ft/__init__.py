@@ -14,11 +14,11 @@ from keras_bert_ft.errors import (
     KerasBertFtError,
     ModelNotFoundError,
 )
-from keras_bert_ft.tokenization import WordPieceTokenizer
 
 __version__ = "0.1.0"
 
 _LAZY_EXPORTS = {
+    "WordPieceTokenizer": "keras_bert_ft.tokenization",
     "BertConfig": "keras_bert_ft.config",
     "BertEncoder": "keras_bert_ft.layers",
     "load_pretrained": "keras_bert_ft.checkpoints",
@@ -32,7 +32,6 @@ __all__ = [
     "ExportError",
     "KerasBertFtError",
     "ModelNotFoundError",
-    "WordPieceTokenizer",
     *_LAZY_EXPORTS,
 ]
 

@@ -130,14 +130,3 @@ def pool_window_scores(
         if softmax:
             out /= out.sum(axis=-1, keepdims=True)
     return out.astype(np.float32)
-
-
-def predict_windows(model, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-    """Per-text scores of a windowed `BertClassifier`: its windows' scores, pooled."""
-    from keras_bert_ft.data.pipeline import encode_windows, make_tf_dataset
-
-    encoded, docs = encode_windows(model.tokenizer, texts, max_length=model.max_length,
-                                   stride=model.window_stride)  # fmt: skip
-    scores = model.predict(make_tf_dataset(encoded, batch_size=batch_size), verbose=0)
-    return pool_window_scores(scores, docs, len(texts), model.window_pooling,
-                              softmax=model.head_type == "softmax")  # fmt: skip

@@ -16,9 +16,6 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-# A classifier compiled by keras_bert_ft.training carries its AdamW and schedule;
-# importing them registers the classes so such a model reloads in a new process.
-import keras_bert_ft.training.optimizers  # noqa: F401
 from keras_bert_ft.layers.encoder import INPUT_NAMES
 from keras_bert_ft.tokenization import text_batch
 
@@ -363,15 +360,24 @@ class BertClassifier(keras.Model):
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
         if self.window_stride is not None:
-            from keras_bert_ft.long_documents import predict_windows
-
-            return predict_windows(self, texts, batch_size=batch_size)
+            return self._predict_windows(texts, batch_size)
         ds = make_dataset(
             texts, None, self.tokenizer, pairs=pairs,
             max_length=self.max_length, truncation=self.truncation, batch_size=batch_size,
             head_tokens=self.head_tokens,
         )  # fmt: skip
         return self.predict(ds, verbose=0)
+
+    def _predict_windows(self, texts: list, batch_size: int) -> np.ndarray:
+        """Per-text scores of a windowed model: its windows' scores, pooled per text."""
+        from keras_bert_ft.data.pipeline import encode_windows, make_tf_dataset
+        from keras_bert_ft.long_documents import pool_window_scores
+
+        encoded, docs = encode_windows(self.tokenizer, texts, max_length=self.max_length,
+                                       stride=self.window_stride)  # fmt: skip
+        scores = self.predict(make_tf_dataset(encoded, batch_size=batch_size), verbose=0)
+        return pool_window_scores(scores, docs, len(texts), self.window_pooling,
+                                  softmax=self.head_type == "softmax")  # fmt: skip
 
     def predict_labels(
         self, texts: Sequence[str] | str, pairs: Sequence[str] | str | None = None

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bert_ft.data.readers import TextDataset
+from keras_bert_ft.long_documents import window_rows
 
 FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
 
@@ -99,8 +100,6 @@ def encode_windows(
     Returns the windows as `EncodedTexts` (one row per window, texts in order)
     and each window's text index (int32).
     """
-    from keras_bert_ft.long_documents import window_rows
-
     token_ids = []
     for i, text in enumerate(texts):
         try:

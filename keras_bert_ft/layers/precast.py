@@ -45,13 +45,13 @@ def projection_copies(model, dtype: tf.DType) -> tuple[dict[int, tuple], list]:
     Returns `(copies, replaced)`: `copies` for `substituted_projections`, and the
     model variables the copies stand for (the same number of values in all).
     """
-    from keras_bert_ft.layers.transformer import TransformerBlock
-
     copies, replaced = {}, []
     for layer in model._flatten_layers(include_self=False, recursive=True):
-        if not isinstance(layer, TransformerBlock):
+        if not callable(getattr(layer, "projections", None)):
             continue
         for owner, compute, sources in layer.projections(dtype):
+            if id(owner) in copies:  # a block lists its attention's projections too
+                continue
             kernel, bias = compute()
             copies[id(owner)] = (tf.Variable(kernel, trainable=False, name="kernel"),
                                  tf.Variable(bias, trainable=False, name="bias"))

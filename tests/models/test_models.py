@@ -161,9 +161,8 @@ def test_keras_save_and_reload(tmp_path, tokenizer):
 
 RELOAD = """
 import sys
-import keras
-import keras_bert_ft.models  # the only import a user needs to reload a classifier
-model = keras.saving.load_model(sys.argv[1])
+from keras_bert_ft.saving import load_model  # registers every class of the package
+model = load_model(sys.argv[1])
 assert type(model.optimizer).__name__ == "AdamW", model.optimizer
 print(model.predict_labels(["a good movie"]))
 """
