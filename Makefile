@@ -41,7 +41,7 @@ test: $(EXT_STAMP)
 
 # Every command and code block of README.md, run as printed on the local data.
 test-readme: $(EXT_STAMP)
-	$(PY) -m pytest -q -m slow tests/test_readme.py
+	$(PY) -m pytest -q -m slow tests/package/test_readme.py
 
 test-all: $(EXT_STAMP)
 	$(PY) -m pytest -q tests
@@ -84,7 +84,7 @@ sanitize-op-tf: $(EXT_STAMP)
 		$$($(call TF_FLAGS,compile)) -Icsrc $(TF_SOURCES) $(CORE_SOURCES) -o build/asan/_wordpiece_op.so \
 		$$($(call TF_FLAGS,link))
 	LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libstdc++.so)" \
-		ASAN_OPTIONS=detect_leaks=0 $(PY) tests/sanitize_op_tf.py build/asan/_wordpiece_op.so
+		ASAN_OPTIONS=detect_leaks=0 $(PY) tests/support/sanitize_op_tf.py build/asan/_wordpiece_op.so
 
 clean:
 	rm -rf build dist *.egg-info keras_bert_ft/*.so keras_bert_ft/_wordpiece_op_build.json csrc/tests/*_test

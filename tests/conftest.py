@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Test helpers (tiny models, corpora readers, subprocess scripts) live in tests/support.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 
 def _data_dir() -> Path | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import save_tiny_hf, tiny_encoder, tiny_tokenizer, write_csv
 
 from keras_bert_ft import cli
 from keras_bert_ft.checkpoints.hf_classifier import (
@@ -17,7 +18,6 @@ from keras_bert_ft.checkpoints.hf_classifier import (
     save_hf_classifier,
 )
 from keras_bert_ft.models import BertClassifier
-from tests._tiny import save_tiny_hf, tiny_encoder, tiny_tokenizer, write_csv
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -151,7 +151,7 @@ def test_heads_without_a_transformers_class_carry_their_code(shape, head, real_d
 def test_head_code_knows_the_activations_we_allow():
     import importlib.util
 
-    file = Path(__file__).parents[1] / "keras_bert_ft" / "checkpoints" / "hf_remote_head.py"
+    file = Path(__file__).parents[2] / "keras_bert_ft" / "checkpoints" / "hf_remote_head.py"
     spec = importlib.util.spec_from_file_location("hf_remote_head", file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import pytest
-from _tiny import PYTHON, REPO_ROOT, save_tiny_hf, subprocess_env, write_csv
+from tiny import PYTHON, REPO_ROOT, save_tiny_hf, subprocess_env, write_csv
 
 from keras_bert_ft import cli
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from _tiny import PYTHON, REPO_ROOT, save_tiny_hf, subprocess_env, write_csv
+from tiny import PYTHON, REPO_ROOT, save_tiny_hf, subprocess_env, write_csv
 
 from keras_bert_ft import cli
 
@@ -86,7 +86,7 @@ def _variant(tiny: Path, path: Path, config: dict | None = None, drop=()) -> Pat
 
 def _tiny_classifier(out: Path, pairs: bool) -> Path:
     """An untrained tiny BertClassifier saved as train saves one (errors come before use)."""
-    from _tiny import tiny_encoder, tiny_tokenizer
+    from tiny import tiny_encoder, tiny_tokenizer
 
     from keras_bert_ft.models import BertClassifier
     from keras_bert_ft.training.finetune import save_model

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _tiny import PYTHON, save_tiny_hf, subprocess_env, write_csv
+from tiny import PYTHON, save_tiny_hf, subprocess_env, write_csv
 
 from keras_bert_ft import cli
 

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from tiny import save_tiny_hf, tiny_tokenizer, write_csv
 
 from keras_bert_ft import cli
 from keras_bert_ft.pretraining.data import (
@@ -16,7 +17,6 @@ from keras_bert_ft.pretraining.data import (
     pack_sequences,
     read_documents,
 )
-from tests._tiny import save_tiny_hf, tiny_tokenizer, write_csv
 
 SENTENCES = ["The film was a delight from start to end.", "Its actors were great fun!",
              "I would watch it again?", "The music, however, was dull.",

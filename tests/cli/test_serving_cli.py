@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import tiny_encoder, tiny_tokenizer  # noqa: E402
 
 from keras_bert_ft.cli import main
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _tiny import tiny_encoder, tiny_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from _tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
+from tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
 
 from keras_bert_ft.compression.distillation import (
     Distiller,
@@ -135,7 +135,7 @@ def test_distiller_config_round_trip(teacher):
 
 
 def test_distill_command(teacher, tmp_path, capsys):
-    from _tiny import write_csv
+    from tiny import write_csv
 
     from keras_bert_ft.cli import main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from _tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
+from tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
 
 from keras_bert_ft.compression.early_exit import EarlyExitClassifier
 

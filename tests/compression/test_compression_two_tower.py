@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from _tiny import tiny_encoder, tiny_tokenizer
+from tiny import tiny_encoder, tiny_tokenizer
 
 from keras_bert_ft.compression.two_tower import (
     TwoTowerClassifier,

@@ -9,19 +9,19 @@ import subprocess
 import keras
 import numpy as np
 import pytest
+from tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
 
 from keras_bert_ft import cli
 from keras_bert_ft.explain import ExplainError, explain
 from keras_bert_ft.explain_html import NEGATIVE_RGB, POSITIVE_RGB, render_html, word_colour
 from keras_bert_ft.models import BertClassifier
-from tests._tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
 
 TEXTS = ["a good movie", "a bad movie", "an unbelievably great story!"]
 
 
 @pytest.fixture(scope="module")
 def trained():
-    """A tiny classifier trained to tell the positive words of tests/_tiny.py from the
+    """A tiny classifier trained to tell the positive words of tests/support/tiny.py from the
     negative ones, so that its attributions have something to find."""
     model = BertClassifier(tiny_encoder(), 2, pooling="mean", label_names=["neg", "pos"],
                            tokenizer=tiny_tokenizer(), max_length=16, pairs=False)  # fmt: skip

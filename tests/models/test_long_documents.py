@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-from _tiny import tiny_encoder, tiny_tokenizer
+from tiny import tiny_encoder, tiny_tokenizer
 
 from keras_bert_ft.long_documents import default_head_tokens, pool_window_scores
 from keras_bert_ft.tokenization import WordPieceTokenizer
@@ -307,7 +307,7 @@ def test_windowed_export_refuses_the_custom_op(tmp_path):
 # -- the command line ------------------------------------------------------------
 def test_cli_trains_and_evaluates_windows_and_head_tail(tmp_path, capsys):
     import keras
-    from _tiny import save_tiny_hf
+    from tiny import save_tiny_hf
 
     from keras_bert_ft import cli
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from _tiny import save_tiny_hf, texts_and_labels, tiny_encoder, tiny_tokenizer, write_csv
+from tiny import save_tiny_hf, texts_and_labels, tiny_encoder, tiny_tokenizer, write_csv
 
 from keras_bert_ft import lora
 from keras_bert_ft.models import BertClassifier

@@ -9,7 +9,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from _tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
+from tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
 
 from keras_bert_ft.data import make_dataset
 from keras_bert_ft.models import BertClassifier

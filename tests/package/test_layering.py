@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from _tiny import REPO_ROOT, subprocess_env
+from tiny import REPO_ROOT, subprocess_env
 
 PACKAGE = REPO_ROOT / "keras_bert_ft"
 

@@ -12,7 +12,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from _tiny import tiny_encoder, tiny_tokenizer, vocab_path
+from tiny import tiny_encoder, tiny_tokenizer, vocab_path
 
 from keras_bert_ft.saving import register_all
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tiny import tiny_tokenizer
 
 from keras_bert_ft.pretraining.masking import (
     CONTINUATION,
@@ -14,7 +15,6 @@ from keras_bert_ft.pretraining.masking import (
     MaskingVocab,
     mask_tokens,
 )
-from tests._tiny import tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from tests._tiny import TINY, save_tiny_hf, tiny_tokenizer, vocab_path
+from tiny import TINY, save_tiny_hf, tiny_tokenizer, vocab_path
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -136,11 +135,11 @@ def test_source_without_heads_starts_fresh_and_says_so(tmp_path, capsys):
 def test_fit_lowers_the_mlm_loss(tmp_path):
     import keras
     import tensorflow as tf
+    from tiny import tiny_encoder
 
     from keras_bert_ft.pretraining.data import masked_dataset, pack_sequences
     from keras_bert_ft.pretraining.masking import MaskingVocab
     from keras_bert_ft.pretraining.model import BertPretrainer
-    from tests._tiny import tiny_encoder
 
     tok = tiny_tokenizer()
     docs = [["the cat sat on the mat.", "the dog sat on the log."]] * 16

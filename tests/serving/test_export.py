@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import corpora  # noqa: E402
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -29,9 +30,6 @@ from keras_bert_ft.export import (
     next_version,
 )
 from keras_bert_ft.serving_ops import TF_TEXT_SERVING_OPS, saved_model_ops, unsupported_ops
-
-sys.path.insert(0, str(Path(__file__).parent))
-import corpora  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 N = 200
@@ -261,7 +259,7 @@ def test_warmup_requests_parse_and_run(paired):
 
 
 def test_versions_are_never_overwritten(tmp_path):
-    from _tiny import tiny_encoder, tiny_tokenizer
+    from tiny import tiny_encoder, tiny_tokenizer
 
     from keras_bert_ft.models import BertClassifier
 
@@ -308,7 +306,7 @@ def test_a_racing_export_gets_the_next_version(tmp_path, monkeypatch):
 # -- tiny models: what the export stores, pairs, max_length, stale temp folders -------------
 
 def tiny_classifier(**kwargs):
-    from _tiny import tiny_encoder, tiny_tokenizer
+    from tiny import tiny_encoder, tiny_tokenizer
 
     from keras_bert_ft.models import BertClassifier
 
@@ -324,7 +322,7 @@ def stored_values(version_dir: Path) -> int:
 
 
 def test_export_stores_only_the_weights_of_a_trained_model(tmp_path):
-    from _tiny import texts_and_labels
+    from tiny import texts_and_labels
 
     from keras_bert_ft.training import compile_classifier
 
@@ -437,7 +435,7 @@ KILLED_EXPORT = r"""
 import sys, time
 sys.path.insert(0, sys.argv[2])
 import tensorflow as tf
-from _tiny import tiny_encoder, tiny_tokenizer
+from tiny import tiny_encoder, tiny_tokenizer
 from keras_bert_ft.export import export_for_serving
 from keras_bert_ft.models import BertClassifier
 
@@ -457,11 +455,11 @@ export_for_serving(model, None, sys.argv[1])
 def test_a_killed_export_publishes_nothing_and_the_next_export_cleans_up(tmp_path):
     import signal
 
-    from _tiny import subprocess_env
+    from tiny import SUPPORT, subprocess_env
 
     base = tmp_path / "killed"
     child = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(base),
-                              str(Path(__file__).parent)],
+                              str(SUPPORT)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=subprocess_env())
     try:

@@ -140,7 +140,7 @@ def test_server_root_rewrites_base_paths_for_a_container(tmp_path):
 
 
 def test_export_writes_both_files_beside_the_model(tmp_path):
-    from _tiny import tiny_encoder, tiny_tokenizer
+    from tiny import tiny_encoder, tiny_tokenizer
 
     from keras_bert_ft.export import export_for_serving
     from keras_bert_ft.models import BertClassifier

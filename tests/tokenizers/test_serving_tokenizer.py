@@ -11,18 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import corpora  # noqa: E402
 import numpy as np
 import pytest
 import tensorflow as tf
+from unicode_stress import stress_lines  # noqa: E402
 
 from keras_bert_ft.serving_tokenizer import ServingTokenizer
 from keras_bert_ft.tokenization import WordPieceTokenizer
 
-sys.path.insert(0, str(Path(__file__).parent))
-import corpora  # noqa: E402
-from unicode_stress import stress_lines  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHUNK = 8192
 
 

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from _tiny import PYTHON, subprocess_env, texts_and_labels, tiny_encoder, tiny_tokenizer
+from tiny import PYTHON, SUPPORT, subprocess_env, texts_and_labels, tiny_encoder, tiny_tokenizer
 
 from keras_bert_ft.data import make_dataset
 from keras_bert_ft.models import BertClassifier
 from keras_bert_ft.training import compile_classifier, create_optimizer
 from keras_bert_ft.training.optimizers import schedule_updates
 
-SCRIPT = Path(__file__).with_name("_accumulation_script.py")
+SCRIPT = SUPPORT / "accumulation_script.py"
 ROWS = 24  # 3 updates of 8 rows
 
 

@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import numpy as np
-from _tiny import PYTHON, save_tiny_hf, subprocess_env, write_csv
+from tiny import PYTHON, save_tiny_hf, subprocess_env, write_csv
 
 
 def _run(cwd, model_dir, data):

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import save_tiny_hf, tiny_encoder, tiny_tokenizer  # noqa: E402
 
 from keras_bert_ft.data import DataError, LabelVocabulary, read_csv, read_jsonl, read_tsv
 from keras_bert_ft.reports import multilabel_report
 from keras_bert_ft.training.thresholds import apply_thresholds, best_f1_threshold, tune_thresholds
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _tiny import save_tiny_hf, tiny_encoder, tiny_tokenizer  # noqa: E402
 
 # --------------------------------------------------------------------------- thresholds
 

@@ -17,9 +17,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from _run_safety_script import run_data, run_settings
-from _tiny import PYTHON, save_tiny_hf, subprocess_env, tiny_encoder, tiny_trained_classifier
-from _tiny import write_csv as write_tiny_csv
+from run_safety_script import run_data, run_settings
+from tiny import (
+    PYTHON,
+    SUPPORT,
+    save_tiny_hf,
+    subprocess_env,
+    tiny_encoder,
+    tiny_trained_classifier,
+)
+from tiny import write_csv as write_tiny_csv
 
 from keras_bert_ft.infra import write_manifest
 from keras_bert_ft.models import BertClassifier
@@ -39,7 +46,7 @@ from keras_bert_ft.training.checkpointing import (
 from keras_bert_ft.training.finetune import finetune
 from keras_bert_ft.training.runs import PREVIOUS_RUN, prepare_output_dir, read_run
 
-SCRIPT = Path(__file__).with_name("_run_safety_script.py")
+SCRIPT = SUPPORT / "run_safety_script.py"
 TEXTS = ["a good movie", "awful film", "very nice film"]
 QUIET = dict(log=lambda *_: None)
 

@@ -7,21 +7,21 @@ import json
 import os
 import socket
 import subprocess
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from _tiny import (
+from tiny import (
     PYTHON,
     REPO_ROOT,
+    SUPPORT,
     save_tiny_hf,
     subprocess_env,
     texts_and_labels,
     tiny_encoder,
     tiny_trained_classifier,
 )
-from _tiny import write_csv as write_tiny_csv
+from tiny import write_csv as write_tiny_csv
 
 from keras_bert_ft.models import BertClassifier
 from keras_bert_ft.training import (
@@ -36,7 +36,7 @@ from keras_bert_ft.training import (
 )
 from keras_bert_ft.training import checkpointing as ckpt_module
 
-SCRIPT = Path(__file__).with_name("_train_script.py")
+SCRIPT = SUPPORT / "train_script.py"
 
 
 def test_warmup_linear_decay_values_and_serialisation():
@@ -105,7 +105,7 @@ def test_fused_update_equals_the_keras_reference_update(layer_decay):
 
     (The two differ in rounding only: TF's kernel forms 1 - beta_2 in float32, Keras
     in float64, a 1e-5 relative difference in the velocity's step.)"""
-    from _tiny import tiny_tokenizer
+    from tiny import tiny_tokenizer
 
     from keras_bert_ft.data import make_dataset
 
