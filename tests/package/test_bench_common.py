@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests._tiny import PYTHON, REPO_ROOT, subprocess_env
+from tiny import PYTHON, REPO_ROOT, subprocess_env
 
 PROBE = """
 import json, sys
