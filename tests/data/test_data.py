@@ -544,6 +544,16 @@ def test_lookup_order_local_then_cache(tmp_path, monkeypatch):
         load_dataset("sst2", "test", download=False)
 
 
+def test_a_copy_cached_by_an_earlier_release_is_still_found(tmp_path, monkeypatch):
+    old = tmp_path / "cache" / "sst2"  # the layout before $KBF_CACHE_DIR/datasets/<name>
+    old.mkdir(parents=True)
+    for f in ("train.tsv", "dev.tsv"):
+        write(old / f, "sentence\tlabel\nfrom the old cache \t1\nother \t0\n")
+    monkeypatch.setenv("KBF_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("KBF_CACHE_DIR", str(tmp_path / "cache"))
+    assert load_dataset("sst2", "train", download=False).texts[0] == "from the old cache"
+
+
 def test_missing_data_set_without_download(tmp_path, monkeypatch):
     monkeypatch.setenv("KBF_DATA_DIR", str(tmp_path / "nothing"))
     monkeypatch.setenv("KBF_CACHE_DIR", str(tmp_path / "cache"))
