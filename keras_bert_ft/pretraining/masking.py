@@ -1,4 +1,4 @@
-"""Masked-LM masking of packed batches, in the C++ core (csrc/masking.cc).
+"""Masked-LM masking of packed batches, in the C++ core (csrc/core/masking.cc).
 
 Two paths, one function underneath: `mask_tokens` on numpy arrays (the GIL is
 released while C++ works) and `mask_tokens_op`, the `KbfMaskTokens` op, for
