@@ -68,8 +68,30 @@ def per_class_metrics(report, thresholds=None) -> dict[str, dict]:
             out[name]["threshold"] = float(thresholds[i])
     return out
 
+
+class MacroAverages:
+    """Macro averages over the `precision`, `recall` and `f1` arrays of a report
+    (one entry a class, or a label): each class counts the same."""
+
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+
+    @property
+    def macro_precision(self) -> float:
+        return float(self.precision.mean())
+
+    @property
+    def macro_recall(self) -> float:
+        return float(self.recall.mean())
+
+    @property
+    def macro_f1(self) -> float:
+        return float(self.f1.mean())
+
+
 @dataclass
-class ClassificationReport:
+class ClassificationReport(MacroAverages):
     """All metrics of one evaluation; build it with `classification_report`."""
 
     label_names: list[str]
@@ -86,18 +108,6 @@ class ClassificationReport:
     @property
     def accuracy(self) -> float:
         return float(np.trace(self.confusion) / self.total) if self.total else 0.0
-
-    @property
-    def macro_f1(self) -> float:
-        return float(self.f1.mean())
-
-    @property
-    def macro_precision(self) -> float:
-        return float(self.precision.mean())
-
-    @property
-    def macro_recall(self) -> float:
-        return float(self.recall.mean())
 
     @property
     def weighted_f1(self) -> float:
@@ -242,7 +252,7 @@ def plot_confusion_matrix(
 
 
 @dataclass
-class MultiLabelReport:
+class MultiLabelReport(MacroAverages):
     """Metrics of one multi-label evaluation; build it with `multilabel_report`.
 
     Per label: precision, recall, F1 and support (rows with the label).
@@ -284,18 +294,6 @@ class MultiLabelReport:
     def micro_f1(self) -> float:
         return float(_safe_div(2 * self.true_positives.sum(),
                                self.predicted.sum() + self.support.sum()))  # fmt: skip
-
-    @property
-    def macro_precision(self) -> float:
-        return float(self.precision.mean())
-
-    @property
-    def macro_recall(self) -> float:
-        return float(self.recall.mean())
-
-    @property
-    def macro_f1(self) -> float:
-        return float(self.f1.mean())
 
     @property
     def subset_accuracy(self) -> float:
