@@ -2,6 +2,6 @@
 
 import sys
 
-from keras_bert_ft.cli.main import main
+from keras_bert_ft.cli.app import main
 
 sys.exit(main())

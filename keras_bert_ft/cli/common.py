@@ -2,8 +2,8 @@
 types that check values as they are parsed, the data options, reading data, loading a
 trained model, and `CLIError`, the error a subcommand raises for input it cannot use.
 
-Modules of `keras_bert_ft.cli` import this one, never `keras_bert_ft.cli.main`. It must
-not import TensorFlow when it is imported (see `keras_bert_ft.cli.main`).
+Modules of `keras_bert_ft.cli` import this one, never `keras_bert_ft.cli.app`. It must
+not import TensorFlow when it is imported (see `keras_bert_ft.cli.app`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Subcommand:
 
 
 # Filled by the decorated functions of keras_bert_ft.cli.train, .serving, .model and
-# .pretrain when they are imported; `keras_bert_ft.cli.main` builds its parser from it.
+# .pretrain when they are imported; `keras_bert_ft.cli.app` builds its parser from it.
 SUBCOMMANDS: dict[str, Subcommand] = {}
 
 

@@ -1,4 +1,4 @@
-"""The `keras-bert-ft` command: its parser and `main`.
+"""The `keras-bert-ft` command: its parser and `main` (`keras_bert_ft.cli.main`).
 
 The subcommands live in the modules beside this one (`train`: train, evaluate, tune, run,
 distill; `serving`: export, predict; `model`: explain, export-hf; `pretrain`: pretrain).
