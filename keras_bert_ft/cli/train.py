@@ -37,6 +37,7 @@ from keras_bert_ft.cli.common import (
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The pretrained encoder, the head, what trains, and how texts become tokens."""
     d = setting_default
     g = p.add_argument_group("model")
     g.add_argument("--model", "--from", dest="model", default=d("model"),
@@ -81,6 +82,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
+    """Optimisation, precision, strategy, early stopping, seed and output folder."""
     d = setting_default
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=integer(1), default=d("epochs"),
@@ -155,6 +157,7 @@ def lora_targets(text: str) -> tuple[str, ...]:
 
 
 def add_lora_options(p: argparse.ArgumentParser) -> None:
+    """LoRA adapters instead of training the encoder."""
     d = setting_default
     g = p.add_argument_group("low-rank adaptation (LoRA)")
     g.add_argument("--lora-rank", type=integer(1), default=d("lora_rank"),
@@ -201,6 +204,7 @@ def check_pretrained(args) -> None:
 
 
 def check_max_length_fits(data, max_length: int) -> None:
+    """Sentence pairs need room for [CLS] a [SEP] b [SEP]."""
     if data.is_pair and max_length < MIN_LENGTH_PAIR:
         raise CLIError(f"--max-length {max_length} leaves no room for sentence pairs "
                        f"([CLS] a [SEP] b [SEP]); use at least {MIN_LENGTH_PAIR}")  # fmt: skip
@@ -208,6 +212,8 @@ def check_max_length_fits(data, max_length: int) -> None:
 
 def load_training_data(args) -> tuple:
     """(train, validation, test) TextDatasets from --dataset or --train/--validation/--test."""
+    from keras_bert_ft.training.finetune import training_splits
+
     if args.dataset:
         splits = registered_dataset(args.dataset)
         if args.train_split not in splits:
@@ -224,8 +230,6 @@ def load_training_data(args) -> tuple:
         train = read_data(args.train, args)
         val = read_data(args.validation, args, train.label_vocab) if args.validation else None
         test = read_data(args.test, args, train.label_vocab) if args.test else None
-    from keras_bert_ft.training.finetune import training_splits
-
     train, val = training_splits(train, val, validation_split=args.validation_split,
                                  max_train_examples=args.max_train_examples, seed=args.seed)
     return train, val, test
