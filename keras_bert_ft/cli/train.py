@@ -242,6 +242,10 @@ def settings_from_args(args):
 
     layers = {"all": None, "frozen": 0, "top": args.train_layers}[args.fine_tune]
     lora = {}
+    if getattr(args, "lora_rank", None) is not None and args.fine_tune != "all":
+        # FinetuneSettings refuses it too; this says it in the options' words.
+        raise CLIError(f"--lora-rank freezes the encoder and trains adapters; it does not go "
+                       f"with --fine-tune {args.fine_tune}")  # fmt: skip
     if getattr(args, "lora_rank", None) is not None:  # tune has no LoRA options
         lora = dict(lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
                     lora_targets=args.lora_targets)
