@@ -1,14 +1,14 @@
 """The `pretrain` subcommand of `keras-bert-ft`: continued masked-LM pretraining on raw
-text. `keras_bert_ft.cli` registers it by calling `register_pretrain_command`."""
+text."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+
+from keras_bert_ft.cli.common import FRACTION, POSITIVE, integer, number, subcommand
 
 
 def _configure_pretrain(p: argparse.ArgumentParser) -> None:
-    from keras_bert_ft.cli import FRACTION, POSITIVE, integer, number
     from keras_bert_ft.pretraining.run import PretrainSettings
 
     s = PretrainSettings()
@@ -57,25 +57,22 @@ def _configure_pretrain(p: argparse.ArgumentParser) -> None:
                    help="start over even if --output-dir holds checkpoints (default: resume)")
 
 
-def register_pretrain_command(subcommand: Callable, error: type[Exception]) -> None:
-    """Register `pretrain` with the CLI's `subcommand` decorator."""
+@subcommand("pretrain", "continue masked-LM pretraining of an encoder on raw text",
+            _configure_pretrain)
+def pretrain_command(args) -> int:
+    from keras_bert_ft.pretraining.run import PretrainSettings, pretrain
 
-    @subcommand("pretrain", "continue masked-LM pretraining of an encoder on raw text",
-                _configure_pretrain)
-    def pretrain_command(args) -> int:
-        from keras_bert_ft.pretraining.run import PretrainSettings, pretrain
-
-        settings = PretrainSettings(
-            text_files=list(args.text), model=args.model, steps=args.steps,
-            batch_size=args.batch_size, max_length=args.max_length,
-            learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio, nsp=args.nsp,
-            whole_word=args.whole_word, select_rate=args.select_rate,
-            max_predictions=args.max_predictions,
-            validation_fraction=args.validation_fraction, max_documents=args.max_documents,
-            steps_per_checkpoint=args.steps_per_checkpoint, seed=args.seed,
-            output_dir=args.output_dir, resume=not args.no_resume)
-        result = pretrain(settings)
-        print(f"\nSaved: {result.output_dir} (Hugging Face directory with the MLM head, "
-              f"encoder.keras, checkpoints/, logs/); fine-tune it with "
-              f"keras-bert-ft train --from {result.output_dir} ...")
-        return 0
+    settings = PretrainSettings(
+        text_files=list(args.text), model=args.model, steps=args.steps,
+        batch_size=args.batch_size, max_length=args.max_length,
+        learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio, nsp=args.nsp,
+        whole_word=args.whole_word, select_rate=args.select_rate,
+        max_predictions=args.max_predictions,
+        validation_fraction=args.validation_fraction, max_documents=args.max_documents,
+        steps_per_checkpoint=args.steps_per_checkpoint, seed=args.seed,
+        output_dir=args.output_dir, resume=not args.no_resume)
+    result = pretrain(settings)
+    print(f"\nSaved: {result.output_dir} (Hugging Face directory with the MLM head, "
+          f"encoder.keras, checkpoints/, logs/); fine-tune it with "
+          f"keras-bert-ft train --from {result.output_dir} ...")
+    return 0

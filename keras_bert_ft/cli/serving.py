@@ -1,6 +1,5 @@
 """The `export` and `predict` subcommands of `keras-bert-ft` (TF Serving exports).
 
-`keras_bert_ft.cli` registers them by calling `register_serving_commands`.
 Every option is checked before the slow work (loading TensorFlow models,
 predicting) starts, and every bad input ends as one `error:` line (exit 2).
 """
@@ -12,16 +11,9 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-
-def _column(value: str) -> str | int:
-    return int(value) if value.isdigit() else value
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip() or type(err).__name__).splitlines()[0]
+from keras_bert_ft.cli.common import CLIError, column, first_line, load_trained_model, subcommand
 
 
 def _configure_export(p: argparse.ArgumentParser) -> None:
@@ -58,10 +50,10 @@ def _configure_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="FILE",
                    help="a .csv, .tsv or .jsonl file of texts to classify (default: none; "
                    "the texts on the command line)")
-    p.add_argument("--text-column", type=_column, default="text", metavar="COLUMN",
+    p.add_argument("--text-column", type=column, default="text", metavar="COLUMN",
                    help="text column: CSV/TSV header name or 0-based index, or JSONL key "
                    "(default: text)")
-    p.add_argument("--pair-column", type=_column, metavar="COLUMN",
+    p.add_argument("--pair-column", type=column, metavar="COLUMN",
                    help="second-text column, for pair exports (default: none)")
     p.add_argument("--no-header", action="store_true",
                    help="the CSV/TSV file has no header row; give columns by index "
@@ -73,138 +65,134 @@ def _configure_predict(p: argparse.ArgumentParser) -> None:
                    help="texts per call of the SavedModel (default: 64)")
 
 
-def register_serving_commands(subcommand: Callable, error: type[Exception]) -> None:
-    """Register `export` and `predict` with the CLI's `subcommand` decorator."""
+@subcommand("export", "export a trained model for TF Serving (raw text in, labels out)",
+            _configure_export)
+def export_command(args) -> int:
+    from keras_bert_ft.export import export_for_serving, max_positions
 
-    @subcommand("export", "export a trained model for TF Serving (raw text in, labels out)",
-                _configure_export)
-    def export_command(args) -> int:
-        from keras_bert_ft.cli import load_trained_model
-        from keras_bert_ft.export import export_for_serving, max_positions
+    if args.version is not None and args.version < 1:
+        raise CLIError(f"--version must be 1 or more, got {args.version}")
+    if args.max_length is not None and args.max_length < 1:
+        raise CLIError(f"--max-length must be 1 or more, got {args.max_length}")
+    source = Path(args.model_path)
+    name = args.name or (source if source.is_dir() else source.parent).resolve().name
+    export_dir = Path(args.export_dir or Path("saved_models") / name)
+    _check_can_create(export_dir, "--export-dir")
+    try:
+        model = load_trained_model(args.model_path)
+    except CLIError:
+        raise
+    except Exception as err:  # a broken or foreign file: say so in one line
+        raise CLIError(f"{args.model_path}: cannot load the model ({first_line(err)})"
+                    ) from None
+    limit = max_positions(model)
+    if args.max_length is not None and limit is not None and args.max_length > limit:
+        raise CLIError(f"--max-length {args.max_length} is more than the encoder's {limit} "
+                    f"position embeddings; use at most {limit}")
+    known = getattr(model, "pairs", None)
+    pairs = known if args.pairs is None else args.pairs
+    if known is not None and pairs != known:
+        trained, right, wrong = (("sentence pairs", "--pairs", "--single") if known
+                                 else ("single texts", "--single", "--pairs"))
+        raise CLIError(f"{args.model_path}: this model was trained on {trained}; export it "
+                    f"with {right} (or no flag), not {wrong}")
+    if pairs is None:
+        print("note: the model does not record whether it classifies sentence pairs; "
+              "exporting it for single texts (pass --pairs for a pair model)",
+              file=sys.stderr)
+        pairs = False
+    try:
+        path = export_for_serving(model, None, export_dir, args.version, pairs=pairs,
+                                  max_length=args.max_length, precision=args.precision)
+    except (OSError, ValueError) as err:
+        raise CLIError(first_line(err)) from None
+    kind = "sentence pairs" if pairs else "single texts"
+    print(f"Exported {path} for {kind} (serve with --model_base_path={export_dir.resolve()})")
+    return 0
 
-        if args.version is not None and args.version < 1:
-            raise error(f"--version must be 1 or more, got {args.version}")
-        if args.max_length is not None and args.max_length < 1:
-            raise error(f"--max-length must be 1 or more, got {args.max_length}")
-        source = Path(args.model_path)
-        name = args.name or (source if source.is_dir() else source.parent).resolve().name
-        export_dir = Path(args.export_dir or Path("saved_models") / name)
-        _check_can_create(export_dir, "--export-dir", error)
-        try:
-            model = load_trained_model(args.model_path)
-        except error:
-            raise
-        except Exception as err:  # a broken or foreign file: say so in one line
-            raise error(f"{args.model_path}: cannot load the model ({_first_line(err)})"
-                        ) from None
-        limit = max_positions(model)
-        if args.max_length is not None and limit is not None and args.max_length > limit:
-            raise error(f"--max-length {args.max_length} is more than the encoder's {limit} "
-                        f"position embeddings; use at most {limit}")
-        known = getattr(model, "pairs", None)
-        pairs = known if args.pairs is None else args.pairs
-        if known is not None and pairs != known:
-            trained, right, wrong = (("sentence pairs", "--pairs", "--single") if known
-                                     else ("single texts", "--single", "--pairs"))
-            raise error(f"{args.model_path}: this model was trained on {trained}; export it "
-                        f"with {right} (or no flag), not {wrong}")
-        if pairs is None:
-            print("note: the model does not record whether it classifies sentence pairs; "
-                  "exporting it for single texts (pass --pairs for a pair model)",
-                  file=sys.stderr)
-            pairs = False
-        try:
-            path = export_for_serving(model, None, export_dir, args.version, pairs=pairs,
-                                      max_length=args.max_length, precision=args.precision)
-        except (OSError, ValueError) as err:
-            raise error(_first_line(err)) from None
-        kind = "sentence pairs" if pairs else "single texts"
-        print(f"Exported {path} for {kind} (serve with --model_base_path={export_dir.resolve()})")
-        return 0
+@subcommand("predict", "classify texts with an exported SavedModel", _configure_predict)
+def predict_command(args) -> int:
+    from keras_bert_ft.serving_predict import (
+        ExportedClassifier,
+        export_inputs,
+        read_texts,
+        resolve_export,
+    )
 
-    @subcommand("predict", "classify texts with an exported SavedModel", _configure_predict)
-    def predict_command(args) -> int:
-        from keras_bert_ft.serving_predict import (
-            ExportedClassifier,
-            export_inputs,
-            read_texts,
-            resolve_export,
-        )
+    _check_predict_options(args)
+    try:
+        path = resolve_export(args.model_dir)
+        export_pairs = "text_pair" in export_inputs(path)
+    except (OSError, ValueError) as err:
+        raise CLIError(str(err)) from None
+    given_pairs = args.pair_column is not None if args.input else bool(args.pair)
+    if export_pairs and not given_pairs:
+        raise CLIError(f"{path} classifies sentence pairs: give the second texts with "
+                    + ("--pair-column COLUMN" if args.input else "--pair TEXT per text"))
+    if given_pairs and not export_pairs:
+        raise CLIError(f"{path} classifies single texts: drop "
+                    + ("--pair-column" if args.input else "--pair"))
+    if args.input:
+        texts, pairs = read_texts(args.input, args.text_column, args.pair_column,
+                                  header=not args.no_header)
+    else:
+        texts, pairs = args.texts, args.pair
+    import tensorflow as tf
 
-        _check_predict_options(args, error)
-        try:
-            path = resolve_export(args.model_dir)
-            export_pairs = "text_pair" in export_inputs(path)
-        except (OSError, ValueError) as err:
-            raise error(str(err)) from None
-        given_pairs = args.pair_column is not None if args.input else bool(args.pair)
-        if export_pairs and not given_pairs:
-            raise error(f"{path} classifies sentence pairs: give the second texts with "
-                        + ("--pair-column COLUMN" if args.input else "--pair TEXT per text"))
-        if given_pairs and not export_pairs:
-            raise error(f"{path} classifies single texts: drop "
-                        + ("--pair-column" if args.input else "--pair"))
-        if args.input:
-            texts, pairs = read_texts(args.input, args.text_column, args.pair_column,
-                                      header=not args.no_header)
-        else:
-            texts, pairs = args.texts, args.pair
-        import tensorflow as tf
-
-        try:
-            classifier = ExportedClassifier(path)
-            result = classifier.predict(texts, pairs, batch_size=args.batch_size)
-        except (OSError, ValueError, tf.errors.OpError) as err:
-            raise error(_first_line(err)) from None
-        _write_predictions(args, classifier, texts, pairs, result)
-        return 0
+    try:
+        classifier = ExportedClassifier(path)
+        result = classifier.predict(texts, pairs, batch_size=args.batch_size)
+    except (OSError, ValueError, tf.errors.OpError) as err:
+        raise CLIError(first_line(err)) from None
+    _write_predictions(args, classifier, texts, pairs, result)
+    return 0
 
 
-def _check_can_create(path: Path, option: str, error: type[Exception]) -> None:
-    """Raise `error` if `path` is a file, or a folder above it is not a folder."""
+def _check_can_create(path: Path, option: str) -> None:
+    """Raise `CLIError` if `path` is a file, or a folder above it is not a folder."""
     if path.exists() and not path.is_dir():
-        raise error(f"{option} {path}: exists and is not a folder")
+        raise CLIError(f"{option} {path}: exists and is not a folder")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise error(f"{option} {path}: {parent} is not a folder")
+                raise CLIError(f"{option} {path}: {parent} is not a folder")
             return
 
 
-def _check_predict_options(args, error: type[Exception]) -> None:
+def _check_predict_options(args) -> None:
     """Refuse contradictory or impossible predict options, before anything is loaded."""
     if bool(args.texts) == bool(args.input):
-        raise error("give texts on the command line or --input FILE, not both or neither")
+        raise CLIError("give texts on the command line or --input FILE, not both or neither")
     if args.batch_size < 1:
-        raise error(f"--batch-size must be 1 or more, got {args.batch_size}")
+        raise CLIError(f"--batch-size must be 1 or more, got {args.batch_size}")
     if args.input:
         if args.pair:
-            raise error("--pair goes with texts on the command line; with --input name the "
+            raise CLIError("--pair goes with texts on the command line; with --input name the "
                         "second-text column with --pair-column")
         source = Path(args.input)
         if not source.exists():
-            raise error(f"--input {source}: no such file")
+            raise CLIError(f"--input {source}: no such file")
         if not source.is_file():
-            raise error(f"--input {source}: not a file")
+            raise CLIError(f"--input {source}: not a file")
         if not os.access(source, os.R_OK):
-            raise error(f"--input {source}: cannot be read (permission denied)")
+            raise CLIError(f"--input {source}: cannot be read (permission denied)")
     else:
         if args.pair_column is not None or args.no_header:
-            raise error("--pair-column and --no-header describe an --input file")
+            raise CLIError("--pair-column and --no-header describe an --input file")
         if args.pair and len(args.pair) != len(args.texts):
-            raise error(f"{len(args.texts)} texts but {len(args.pair)} --pair texts; "
+            raise CLIError(f"{len(args.texts)} texts but {len(args.pair)} --pair texts; "
                         "give one --pair per text")
     if args.output:
         out = Path(args.output)
         if out.is_dir():
-            raise error(f"--output {out}: is a folder; give a file name")
+            raise CLIError(f"--output {out}: is a folder; give a file name")
         if not out.resolve().parent.is_dir():
-            raise error(f"--output {out}: the folder {out.parent} does not exist")
+            raise CLIError(f"--output {out}: the folder {out.parent} does not exist")
 
 
 def _write_predictions(args, classifier, texts, pairs, result) -> None:
     """A CSV (for --input or --output) or one JSON line per text on standard output."""
-    from keras_bert_ft.atomic import atomic_path
+    from keras_bert_ft.infra import atomic_path
 
     names = classifier.label_names or [
         str(i) for i in range(result["probabilities"].shape[1])]

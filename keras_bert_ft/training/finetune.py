@@ -61,7 +61,8 @@ class FinetuneSettings:
     lora_alpha: float = 16.0
     lora_targets: tuple[str, ...] = DEFAULT_TARGETS
     layer_decay: float | None = None
-    learning_rate: float = 5e-5
+    # None: `default_learning_rate(train_encoder_layers, lora_rank)`, set on creation.
+    learning_rate: float | None = None
     batch_size: int = 32
     accumulate_steps: int = 1  # batches per applied update (gradient accumulation)
     epochs: int = 3
@@ -87,11 +88,36 @@ class FinetuneSettings:
     verbose: int | str = 1
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.lora_rank is not None and self.train_encoder_layers is not None:
+            raise ValueError(
+                f"lora_rank={self.lora_rank} freezes the encoder and trains adapters; it does "
+                f"not go with train_encoder_layers={self.train_encoder_layers} (leave it unset)"
+            )
+        if self.learning_rate is None:
+            self.learning_rate = default_learning_rate(self.train_encoder_layers, self.lora_rank)
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["hidden_units"] = list(self.hidden_units)
         d["lora_targets"] = list(self.lora_targets)
         return d
+
+
+DEFAULT_LEARNING_RATE = 5e-5  # the whole encoder trains
+# Only a fresh head over a frozen encoder, or LoRA adapters, train: few new weights,
+# which need a larger step than a pretrained encoder does.
+FROZEN_LEARNING_RATE = 1e-3
+
+
+def default_learning_rate(train_encoder_layers: int | None = None,
+                          lora_rank: int | None = None) -> float:
+    """The peak learning rate used when none is given: `FROZEN_LEARNING_RATE` when the
+    encoder is frozen (`train_encoder_layers=0`) or LoRA adapters train, else
+    `DEFAULT_LEARNING_RATE`."""
+    if train_encoder_layers == 0 or lora_rank is not None:
+        return FROZEN_LEARNING_RATE
+    return DEFAULT_LEARNING_RATE
 
 
 @dataclass
@@ -105,6 +131,32 @@ class FinetuneResult:
     # Multi-label: the same evaluation at a 0.5 threshold for every label, beside
     # `report` (which uses the tuned thresholds).
     report_at_half: MultiLabelReport | None = None
+
+
+def training_splits(train: TextDataset, validation: TextDataset | None = None, *,
+                    validation_split: float = 0.1, max_train_examples: int | None = None,
+                    seed: int = 0) -> tuple[TextDataset, TextDataset | None]:
+    """`(train, validation)` as `finetune` should get them.
+
+    Without `validation` data, a stratified `validation_split` of `train` (a fraction in
+    [0, 1); 0 keeps it all) is held out for validation. Then, with `max_train_examples`,
+    training uses a stratified subset of that many rows. Both draws follow `seed`.
+    """
+    from keras_bert_ft.data.splits import split_indices, stratified_split
+
+    if not 0 <= validation_split < 1:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+    if validation is None and validation_split > 0:
+        parts = stratified_split(
+            train, {"train": 1 - validation_split, "validation": validation_split}, seed=seed
+        )
+        train, validation = parts["train"], parts["validation"]
+    if max_train_examples and max_train_examples < len(train):
+        frac = max_train_examples / len(train)
+        keep = split_indices(train.labels, len(train), {"keep": frac, "rest": 1 - frac},
+                             seed=seed)["keep"]  # fmt: skip
+        train = train.subset(keep)
+    return train, validation
 
 
 def build_classifier(settings: FinetuneSettings, label_names, strategy=None,

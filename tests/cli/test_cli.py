@@ -9,7 +9,8 @@ import subprocess
 import pytest
 from tiny import PYTHON, REPO_ROOT, save_tiny_hf, subprocess_env, write_csv
 
-from keras_bert_ft import cli
+from keras_bert_ft.cli import common
+from keras_bert_ft.cli.app import main
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def trained(tmp_path_factory, tiny_model_dir):
     d = tmp_path_factory.mktemp("train")
     data = write_csv(d / "train.csv", 16)
     out = d / "run"
-    status = cli.main(["train", "--train", str(data), "--model", str(tiny_model_dir),
+    status = main(["train", "--train", str(data), "--model", str(tiny_model_dir),
                        "--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3",
                        "--max-length", "16", "--fine-tune", "top", "--train-layers", "1",
                        "--output-dir", str(out)])  # fmt: skip
@@ -32,20 +33,20 @@ def trained(tmp_path_factory, tiny_model_dir):
 
 
 def test_subcommand_table_is_extensible():
-    assert {"train", "evaluate", "tune", "run"} <= set(cli.SUBCOMMANDS)
+    assert {"train", "evaluate", "tune", "run"} <= set(common.SUBCOMMANDS)
 
     def configure(p):
         p.add_argument("--what", default="x")
 
-    @cli.subcommand("hello", "a test subcommand", configure)
+    @common.subcommand("hello", "a test subcommand", configure)
     def hello(args):
         print(f"hello {args.what}")
         return 0
 
     try:
-        assert cli.main(["hello", "--what", "y"]) == 0
+        assert main(["hello", "--what", "y"]) == 0
     finally:
-        del cli.SUBCOMMANDS["hello"]
+        del common.SUBCOMMANDS["hello"]
 
 
 def test_train_writes_model_report_logs_and_checkpoints(trained, capsys):
@@ -63,7 +64,7 @@ def test_train_writes_model_report_logs_and_checkpoints(trained, capsys):
 def test_train_again_resumes_and_stops(trained, tiny_model_dir, capsys):
     # Same output dir, same epochs: the last checkpoint already covers them.
     data = trained.parent / "train.csv"
-    status = cli.main(["train", "--train", str(data), "--model", str(tiny_model_dir),
+    status = main(["train", "--train", str(data), "--model", str(tiny_model_dir),
                        "--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3",
                        "--max-length", "16", "--fine-tune", "top", "--train-layers", "1",
                        "--output-dir", str(trained)])  # fmt: skip
@@ -73,7 +74,7 @@ def test_train_again_resumes_and_stops(trained, tiny_model_dir, capsys):
 
 def test_evaluate(trained, tmp_path, capsys):
     data = write_csv(tmp_path / "eval.csv", 4)
-    assert cli.main(["evaluate", str(trained), "--data", str(data),
+    assert main(["evaluate", str(trained), "--data", str(data),
                      "--output-dir", str(tmp_path / "rep")]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "accuracy" in out and "confusion matrix" in out
@@ -83,14 +84,14 @@ def test_evaluate(trained, tmp_path, capsys):
 def test_evaluate_unknown_label(trained, tmp_path, capsys):
     path = tmp_path / "eval.csv"
     path.write_text("text,label\ngood film,pos\nso so,meh\n", encoding="utf-8")
-    assert cli.main(["evaluate", str(trained), "--data", str(path)]) == 2
+    assert main(["evaluate", str(trained), "--data", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}, line 3" in err and "unknown label 'meh'" in err and "Fix:" in err
 
 
 def test_tune(tmp_path, tiny_model_dir, capsys):
     data = write_csv(tmp_path / "train.csv", 12)
-    status = cli.main(["tune", "--train", str(data), "--model", str(tiny_model_dir),
+    status = main(["tune", "--train", str(data), "--model", str(tiny_model_dir),
                        "--max-length", "16", "--learning-rates", "1e-3,1e-4",
                        "--batch-sizes", "8", "--epoch-choices", "1", "--max-trials", "2",
                        "--output-dir", str(tmp_path / "t")])  # fmt: skip
@@ -116,7 +117,7 @@ def test_bad_training_data_gives_clean_errors(case, tmp_path, capsys):
     name, content, expected = BAD_FILES[case]
     path = tmp_path / name
     path.write_bytes(content)
-    assert cli.main(["train", "--train", str(path), "--output-dir", str(tmp_path / "o")]) == 2
+    assert main(["train", "--train", str(path), "--output-dir", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(path) in err and "Fix:" in err
     for text in expected:
@@ -139,6 +140,6 @@ def test_run_without_data_says_what_to_set(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KBF_DATA_DIR", str(tmp_path / "nothing"))
     monkeypatch.setenv("KBF_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("KBF_OFFLINE", "1")
-    assert cli.main(["run", "--output-dir", str(tmp_path / "o")]) == 2
+    assert main(["run", "--output-dir", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "set KBF_DATA_DIR" in err and "sms_spam" in err

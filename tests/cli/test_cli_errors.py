@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from tiny import PYTHON, REPO_ROOT, save_tiny_hf, subprocess_env, write_csv
 
-from keras_bert_ft import cli
+from keras_bert_ft.cli import common
+from keras_bert_ft.cli.app import build_parser, main
+from keras_bert_ft.cli.train import settings_from_args
 
 PAIRS_CSV = "premise,hypothesis,label\na man sleeps,a person rests,yes\nit rains,it is dry,no\n"
 
@@ -252,11 +254,11 @@ def test_debug_adds_the_traceback(work, tmp_path):
 
 
 def _run_subcommand(body, capsys) -> tuple[int, str]:
-    cli.subcommand("boom", "raises", lambda p: None)(lambda args: body())
+    common.subcommand("boom", "raises", lambda p: None)(lambda args: body())
     try:
-        status = cli.main(["boom"])
+        status = main(["boom"])
     finally:
-        del cli.SUBCOMMANDS["boom"]
+        del common.SUBCOMMANDS["boom"]
     return status, capsys.readouterr().err
 
 
@@ -292,15 +294,15 @@ def test_train_and_tune_defaults_come_from_finetune_settings():
 
     s = FinetuneSettings()
     for command in ("train", "tune"):
-        args = cli.build_parser().parse_args([command])
+        args = build_parser().parse_args([command])
         assert (args.epochs, args.batch_size, args.max_length, args.dropout, args.model,
                 args.warmup_ratio, args.weight_decay, args.clipnorm, args.seed,
                 args.pooling, args.monitor, args.strategy, args.precision) == (
             s.epochs, s.batch_size, s.max_length, s.dropout, s.model, s.warmup_ratio,
             s.weight_decay, s.clipnorm, s.seed, s.pooling, s.monitor, s.strategy,
             s.precision)  # fmt: skip
-        assert cli.settings_from_args(args).learning_rate == s.learning_rate
-    help_text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+        assert settings_from_args(args).learning_rate == s.learning_rate
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert f"(default {s.epochs})" in help_text and f"(default {s.batch_size})" in help_text
 
 
@@ -311,7 +313,7 @@ NO_DEFAULT = {"--dataset", "--train", "--data"}
 def test_every_option_has_help_and_shows_its_default():
     import argparse
 
-    subparsers = cli.build_parser()._subparsers._group_actions[0].choices
+    subparsers = build_parser()._subparsers._group_actions[0].choices
     missing = []
     for command, parser in subparsers.items():
         for action in parser._actions:

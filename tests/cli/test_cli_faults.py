@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from tiny import PYTHON, save_tiny_hf, subprocess_env, write_csv
 
-from keras_bert_ft import cli
+from keras_bert_ft.cli.app import main
 
 TRAIN = "--epochs 2 --batch-size 8 --max-length 16 --learning-rate 1e-3 --validation-split 0"
 
@@ -53,8 +53,8 @@ def earlier(tmp_path_factory) -> dict:
     paths["pairs"] = d / "pairs.csv"
     paths["run"], paths["exports"] = d / "run", d / "exports" / "tiny"
     args = f"train --train {paths['data']} --model {paths['tiny']} {TRAIN} --output-dir {d}/run"
-    assert cli.main(args.split()) == 0
-    assert cli.main(["export", str(paths["run"]), "--export-dir", str(paths["exports"])]) == 0
+    assert main(args.split()) == 0
+    assert main(["export", str(paths["run"]), "--export-dir", str(paths["exports"])]) == 0
     assert (paths["exports"] / "1" / "saved_model.pb").is_file()
     paths["digest"] = earlier_outputs(paths)
     return paths

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tiny import save_tiny_hf, tiny_tokenizer, write_csv
 
-from keras_bert_ft import cli
+from keras_bert_ft.cli.app import main
 from keras_bert_ft.pretraining.data import (
     PretrainingDataError,
     pack_sentence_pairs,
@@ -67,7 +67,7 @@ def test_pretrain_writes_hf_dir_resumes_and_train_from_it(tmp_path, tiny_model_d
     args = ["pretrain", "--text", str(text), "--from", str(tiny_model_dir), "--steps", "4",
             "--steps-per-checkpoint", "2", "--batch-size", "4", "--max-length", "32",
             "--validation-fraction", "0.2", "--output-dir", str(out)]
-    assert cli.main(args) == 0
+    assert main(args) == 0
     printed = capsys.readouterr()
     assert "has no masked-LM head; starting it fresh" in printed.err
     assert "Held-out MLM before" in printed.out and "Held-out MLM after" in printed.out
@@ -78,17 +78,17 @@ def test_pretrain_writes_hf_dir_resumes_and_train_from_it(tmp_path, tiny_model_d
     after = json.loads((out / "validation_after.json").read_text())
     assert np.isfinite(after["mlm_loss"]) and 0 <= after["mlm_accuracy"] <= 1
     # More steps: resumes from the checkpoint, and the heads now load from the output.
-    assert cli.main([*args[:6], "6", *args[7:]]) == 0
+    assert main([*args[:6], "6", *args[7:]]) == 0
     assert "Resuming from" in capsys.readouterr().out
     assert (out / "checkpoints" / "epoch-0003").is_dir()
     again = tmp_path / "again"
     shutil.copytree(out, again, ignore=shutil.ignore_patterns("checkpoints", "logs", "run.json"))
-    assert cli.main(["pretrain", "--text", str(text), "--from", str(again), "--steps", "1",
+    assert main(["pretrain", "--text", str(text), "--from", str(again), "--steps", "1",
                      "--batch-size", "4", "--max-length", "32",
                      "--output-dir", str(tmp_path / "r2")]) == 0
     assert "starting it fresh" not in capsys.readouterr().err
     data = write_csv(tmp_path / "train.csv")
-    assert cli.main(["train", "--train", str(data), "--from", str(out), "--epochs", "1",
+    assert main(["train", "--train", str(data), "--from", str(out), "--epochs", "1",
                      "--batch-size", "8", "--max-length", "16",
                      "--output-dir", str(tmp_path / "clf")]) == 0
     assert (tmp_path / "clf" / "model.keras").is_file()
@@ -104,7 +104,7 @@ def test_empty_text_file(tmp_path, tiny_model_dir, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")
     out = tmp_path / "o"
-    assert cli.main(["pretrain", "--text", str(empty), "--from", str(tiny_model_dir),
+    assert main(["pretrain", "--text", str(empty), "--from", str(tiny_model_dir),
                      "--output-dir", str(out)]) == 2
     assert "empty.txt: the file holds no text" in _error(capsys)
     assert not out.exists()
@@ -116,7 +116,7 @@ def test_vocabulary_without_mask(tmp_path, tiny_model_dir, capsys):
     vocab = (model / "vocab.txt").read_text(encoding="utf-8").replace("[MASK]\n", "[MASQ]\n")
     (model / "vocab.txt").write_text(vocab, encoding="utf-8")
     out = tmp_path / "o"
-    assert cli.main(["pretrain", "--text", str(write_corpus(tmp_path / "t.txt")), "--from",
+    assert main(["pretrain", "--text", str(write_corpus(tmp_path / "t.txt")), "--from",
                      str(model), "--max-length", "32", "--output-dir", str(out)]) == 2
     assert "has no [MASK] token" in _error(capsys)
     assert not out.exists()
@@ -126,7 +126,7 @@ def test_one_sentence_documents_with_nsp(tmp_path, tiny_model_dir, capsys):
     text = tmp_path / "one.txt"
     text.write_text("Just one sentence here.\nAnd another lone one.\n", encoding="utf-8")
     out = tmp_path / "o"
-    assert cli.main(["pretrain", "--text", str(text), "--from", str(tiny_model_dir), "--nsp",
+    assert main(["pretrain", "--text", str(text), "--from", str(tiny_model_dir), "--nsp",
                      "--max-length", "32", "--validation-fraction", "0",
                      "--output-dir", str(out)]) == 2
     assert "documents of at least two sentences" in _error(capsys)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from readme_blocks import readme_blocks, shell_commands
 
-from keras_bert_ft import cli
+from keras_bert_ft.cli.app import build_parser
 
 SHELL = ("sh", "bash")
 # Commands of the README that cannot run inside this test, and why.
@@ -57,7 +57,7 @@ def test_every_block_has_a_known_language():
 def test_every_cli_command_parses_and_names_existing_data(data_dir):
     commands = [c for c in _commands() if c.startswith("keras-bert-ft ")]
     assert len(commands) >= 10
-    parser = cli.build_parser()
+    parser = build_parser()
     for command in commands:
         words = _words(command, data_dir)
         try:
@@ -70,7 +70,7 @@ def test_every_cli_command_parses_and_names_existing_data(data_dir):
 
 
 def test_every_other_command_is_a_make_target_or_known_not_to_run_here():
-    targets = set(re.findall(r"^([\w-]+):", Path(cli.__file__).parents[1].joinpath(
+    targets = set(re.findall(r"^([\w-]+):", Path(__file__).resolve().parents[1].joinpath(
         "Makefile").read_text(), flags=re.M))  # fmt: skip
     for command in _commands():
         if command.startswith("keras-bert-ft "):
