@@ -70,7 +70,7 @@ def test_every_cli_command_parses_and_names_existing_data(data_dir):
 
 
 def test_every_other_command_is_a_make_target_or_known_not_to_run_here():
-    targets = set(re.findall(r"^([\w-]+):", Path(__file__).resolve().parents[1].joinpath(
+    targets = set(re.findall(r"^([\w-]+):", Path(__file__).resolve().parents[2].joinpath(
         "Makefile").read_text(), flags=re.M))  # fmt: skip
     for command in _commands():
         if command.startswith("keras-bert-ft "):

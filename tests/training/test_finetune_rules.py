@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
+from tiny import texts_and_labels, tiny_encoder, tiny_tokenizer
 
 from keras_bert_ft.data import LabelVocabulary, TextDataset, dataset_from
 from keras_bert_ft.errors import DataError

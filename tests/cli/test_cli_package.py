@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from _tiny import PYTHON, REPO_ROOT, subprocess_env
+from tiny import PYTHON, REPO_ROOT, subprocess_env
 
 from keras_bert_ft.cli.app import build_parser
 from keras_bert_ft.cli.train import settings_from_args
