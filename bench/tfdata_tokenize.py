@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from keras_bert_ft import WordPieceTokenizer  # noqa: E402
-from keras_bert_ft.ops import op_options, wordpiece_encode  # noqa: E402
+from keras_bert_ft.tokenizers.op import op_options, wordpiece_encode  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from keras_bert_ft.errors import (
     KerasBertFtError,
     ModelNotFoundError,
 )
-from keras_bert_ft.tokenization import WordPieceTokenizer
+from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
 __version__ = "0.1.0"
 

@@ -18,7 +18,7 @@ from corpora import mrpc_pairs, sms_messages, snli_pairs, sst2_sentences
 from unicode_stress import stress_lines
 
 from keras_bert_ft import WordPieceTokenizer
-from keras_bert_ft.ops import FEATURES, op_options, wordpiece_encode
+from keras_bert_ft.tokenizers.op import FEATURES, op_options, wordpiece_encode
 
 BATCH = 1024
 STRATEGIES = ("longest_first", "only_first", "only_second", "ratio")

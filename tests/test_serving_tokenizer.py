@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bert_ft.serving_tokenizer import ServingTokenizer
-from keras_bert_ft.tokenization import WordPieceTokenizer
+from keras_bert_ft.tokenizers.graph import ServingTokenizer
+from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
 import corpora  # noqa: E402
