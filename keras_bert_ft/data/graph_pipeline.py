@@ -125,7 +125,8 @@ def from_tfrecords(
     """Tokenize `tf.train.Example` records: bytes features for texts, an int64 label.
 
     Records are batched first, then each batch is parsed and tokenized in one
-    parallel map. Other arguments: see `tokenize_dataset`.
+    parallel map. Other arguments: see `tokenize_dataset`; the packing ones
+    (`max_length`, `truncation`, ...) are those of `PackingOptions`.
     """
     paths = [os.fspath(files)] if isinstance(files, str | os.PathLike) else [
         os.fspath(f) for f in files]

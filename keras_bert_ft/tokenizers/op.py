@@ -140,6 +140,7 @@ def wordpiece_encode(
             `tf.saved_model.Asset(...).asset_path`.
         max_length, truncation, padding, pad_to_multiple_of: as `encode_batch`.
         lowercase, strip_accents, ...: as `WordPieceTokenizer` (see `op_options`).
+            All options are checked by `TokenizerOptions` and `PackingOptions`.
         num_threads: threads inside one call; under `tf.data` parallel `map`
             the parallelism comes from the map and 1 is right.
         head_tokens: the head kept by truncation "head_tail" (single texts
