@@ -4,12 +4,13 @@ or `PackingOptions`, and every front-end refuses it with that very message."""
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from _tiny import tiny_encoder, vocab_path
+from _tiny import PYTHON, subprocess_env, tiny_encoder, vocab_path
 
 from keras_bert_ft.errors import KerasBertFtError
 from keras_bert_ft.tokenizers import op
@@ -251,3 +252,12 @@ def test_old_module_paths_alias_the_new_ones(monkeypatch, old, new):
     with pytest.warns(DeprecationWarning, match=new):
         module = importlib.import_module(old)
     assert module is importlib.import_module(new)
+
+
+def test_the_package_and_its_tokenizer_import_without_tensorflow():
+    code = ("import sys, keras_bert_ft, keras_bert_ft.tokenizers as t\n"
+            "t.WordPieceTokenizer, t.PackingOptions, t.TextPreprocessor\n"
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([PYTHON, "-c", code], env=subprocess_env(), capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"
