@@ -67,7 +67,7 @@ def prepare_batches(path: Path, batch_sizes, count: int, seed: int) -> dict:
     import numpy as np
 
     from keras_bert_ft.data import load_dataset
-    from keras_bert_ft.tokenization import WordPieceTokenizer
+    from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
     train = load_dataset("sst2", "train")
     texts = list(train.texts)

@@ -85,7 +85,7 @@ def ours(workdir: Path):
         encoded = tokenizer.encode_batch(texts, max_length=MAX_LENGTH, num_threads=1)
         return by_ids(**{k: tf.constant(v) for k, v in encoded.items()})["probabilities"].numpy()
 
-    from keras_bert_ft.serving_tokenizer import ServingTokenizer
+    from keras_bert_ft.tokenizers.graph import ServingTokenizer
 
     serving_tokenizer = ServingTokenizer(tokenizer, max_length=MAX_LENGTH)
     in_graph = tf.function(serving_tokenizer.__call__, autograph=False,

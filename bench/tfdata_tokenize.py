@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 from _common import minilm_dir, sst2_sentences, write_result  # noqa: E402
 
 from keras_bert_ft import WordPieceTokenizer  # noqa: E402
-from keras_bert_ft.ops import op_options, wordpiece_encode  # noqa: E402
+from keras_bert_ft.tokenizers.op import op_options, wordpiece_encode  # noqa: E402
 
 
 def sst2_text_file(out_dir: Path) -> tuple[Path, int]:

@@ -1,8 +1,8 @@
 """keras_bert_ft: fine-tune BERT-family encoders for text classification with Keras 3.
 
-The tokenizer and the error types are imported eagerly (they need no
-TensorFlow); everything that pulls in TensorFlow or Keras is imported on first
-use, so that `keras_bert_ft.cli` can quiet TensorFlow before it loads.
+The error types are imported eagerly; everything else (the tokenizer too) on
+first use, so that importing a lower layer of the package loads nothing above
+it, and `keras_bert_ft.cli` can quiet TensorFlow before it loads.
 """
 
 from importlib import import_module
@@ -18,12 +18,12 @@ from keras_bert_ft.errors import (
 __version__ = "0.1.0"
 
 _LAZY_EXPORTS = {
-    "WordPieceTokenizer": "keras_bert_ft.tokenization",
+    "WordPieceTokenizer": "keras_bert_ft.tokenizers.wordpiece",
     "BertConfig": "keras_bert_ft.config",
     "BertEncoder": "keras_bert_ft.layers",
     "load_pretrained": "keras_bert_ft.checkpoints",
     "BertClassifier": "keras_bert_ft.models",
-    "export_for_serving": "keras_bert_ft.export",
+    "export_for_serving": "keras_bert_ft.serving.export",
 }
 
 __all__ = [

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from keras_bert_ft.errors import KerasBertFtError
-from keras_bert_ft.tokenization import text_batch
+from keras_bert_ft.tokenizers.wordpiece import text_batch
 
 DEFAULT_STEPS = 64
 DEFAULT_MAX_STEPS = 1024

@@ -21,7 +21,7 @@ values); "max" takes each class's largest probability over the windows and,
 for a softmax head, renormalises the row to sum to 1. In training each window
 is an example labelled with its document's label.
 
-The rules here are plain numpy; `serving_tokenizer.pack_windows` is their
+The rules here are plain numpy; `tokenizers.graph.pack_windows` is their
 in-graph twin and tests hold the two to the same output.
 """
 

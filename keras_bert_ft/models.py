@@ -17,7 +17,9 @@ import keras
 import numpy as np
 
 from keras_bert_ft.layers.encoder import INPUT_NAMES
-from keras_bert_ft.tokenization import text_batch
+from keras_bert_ft.tokenizers.options import PackingOptions, TokenizerOptions
+from keras_bert_ft.tokenizers.preprocessor import TextPreprocessor
+from keras_bert_ft.tokenizers.wordpiece import text_batch
 
 POOLINGS = ("pooled", "cls", "mean")
 
@@ -119,6 +121,10 @@ class BertClassifier(keras.Model):
         `predict_texts` (and the export) cut each single text into overlapping
         windows sharing `window_stride` wordpieces and pool their scores.
       window_pooling: "mean" or "max" of the windows' probabilities per text.
+      preprocessor: a `TextPreprocessor` (or its config dict) instead of
+        `tokenizer`, `tokenizer_config`, `max_length`, `truncation`,
+        `head_tokens` and `window_stride`, which otherwise build it. The model
+        reads its tokenizer and packing from `self.preprocessor`.
       pairs: True when the model classifies sentence pairs, False for single
         texts, None when unknown (models saved before this was recorded).
         Evaluation, prediction and export read it and refuse input of the
@@ -158,6 +164,7 @@ class BertClassifier(keras.Model):
         head_tokens: int | None = None,
         window_stride: int | None = None,
         window_pooling: str = "mean",
+        preprocessor: TextPreprocessor | dict | None = None,
         name: str = "bert_classifier",
         **kwargs,
     ):
@@ -216,16 +223,19 @@ class BertClassifier(keras.Model):
         self.multi_label = bool(multi_label)
         self.head_type = head_type
         self.label_names = None if label_names is None else tuple(str(n) for n in label_names)
-        self.tokenizer = tokenizer
-        self.tokenizer_config = dict(
-            tokenizer.get_config() if tokenizer is not None else tokenizer_config or {}
-        )
-        self.max_length = int(max_length)
-        self.truncation = truncation
+        if isinstance(preprocessor, dict):
+            preprocessor = TextPreprocessor.from_config(preprocessor)
+        if preprocessor is None:
+            preprocessor = TextPreprocessor(
+                tokenizer,
+                PackingOptions(max_length, truncation, head_tokens=head_tokens,
+                               stride=window_stride),
+                TokenizerOptions.from_config(tokenizer_config) if tokenizer_config else None)
+        self.preprocessor = preprocessor
         self.pairs = None if pairs is None else bool(pairs)
-        self.head_tokens = None if head_tokens is None else int(head_tokens)
-        self.window_stride, self.window_pooling = _check_windows(
-            window_stride, window_pooling, self.max_length, pairs)
+        if self.pairs and preprocessor.packing.windows:
+            preprocessor.packing.check_pairs()
+        self.window_pooling = _check_window_pooling(window_pooling)
         self.train_encoder_layers = None
         self.set_encoder_trainable(train_encoder_layers)
         if lora_rank is not None:
@@ -333,13 +343,7 @@ class BertClassifier(keras.Model):
 
         A bare string (or bytes) is one text, not a sequence of characters.
         """
-        if self.tokenizer is None:
-            raise ValueError("this model has no tokenizer; pass tokenizer= when building it")
-        return self.tokenizer.encode_batch(
-            text_batch(texts), pairs=None if pairs is None else text_batch(pairs),
-            max_length=self.max_length, truncation=self.truncation,
-            **({} if self.head_tokens is None else {"head_tokens": self.head_tokens}),
-        )  # fmt: skip
+        return self.preprocessor.encode(texts, pairs)
 
     def predict_texts(
         self, texts: Sequence[str] | str, pairs: Sequence[str] | str | None = None,
@@ -352,19 +356,19 @@ class BertClassifier(keras.Model):
         """
         from keras_bert_ft.data.pipeline import make_dataset
 
-        if self.tokenizer is None:
-            raise ValueError("this model has no tokenizer; pass tokenizer= when building it")
+        tokenizer = self.preprocessor.require_tokenizer()
+        packing = self.preprocessor.packing
         self._check_pairs(pairs)
         texts = text_batch(texts)
         pairs = None if pairs is None else text_batch(pairs)
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
-        if self.window_stride is not None:
+        if packing.windows:
             return self._predict_windows(texts, batch_size)
         ds = make_dataset(
-            texts, None, self.tokenizer, pairs=pairs,
-            max_length=self.max_length, truncation=self.truncation, batch_size=batch_size,
-            head_tokens=self.head_tokens,
+            texts, None, tokenizer, pairs=pairs,
+            max_length=packing.max_length, truncation=packing.truncation, batch_size=batch_size,
+            head_tokens=packing.head_tokens,
         )  # fmt: skip
         return self.predict(ds, verbose=0)
 
@@ -437,6 +441,8 @@ class BertClassifier(keras.Model):
             "multi_label": self.multi_label,
             "train_encoder_layers": self.train_encoder_layers,
             "label_names": None if self.label_names is None else list(self.label_names),
+            # The preprocessor's settings, flat as before "preprocessor" existed; they are
+            # there to read, from_config builds the preprocessor from its own entry.
             "tokenizer_config": self.tokenizer_config,
             "max_length": self.max_length,
             "truncation": self.truncation,
@@ -446,8 +452,58 @@ class BertClassifier(keras.Model):
             "head_tokens": self.head_tokens,
             "window_stride": self.window_stride,
             "window_pooling": self.window_pooling,
+            "preprocessor": self.preprocessor.get_config(),
             "name": self.name,
         }
+
+    # The preprocessor's parts, as attributes (read and set by training, export, benches).
+    @property
+    def tokenizer(self):
+        return self.preprocessor.tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer) -> None:
+        self.preprocessor.tokenizer = tokenizer
+
+    @property
+    def tokenizer_config(self) -> dict:
+        options = self.preprocessor.tokenizer_options
+        return {} if options is None else options.get_config()
+
+    @property
+    def max_length(self) -> int:
+        return self.preprocessor.packing.max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self._set_packing(max_length=value)
+
+    @property
+    def truncation(self) -> str:
+        return self.preprocessor.packing.truncation
+
+    @truncation.setter
+    def truncation(self, value: str) -> None:
+        self._set_packing(truncation=value)
+
+    @property
+    def head_tokens(self) -> int | None:
+        return self.preprocessor.packing.head_tokens
+
+    @head_tokens.setter
+    def head_tokens(self, value: int | None) -> None:
+        self._set_packing(head_tokens=value)
+
+    @property
+    def window_stride(self) -> int | None:
+        return self.preprocessor.packing.stride
+
+    @window_stride.setter
+    def window_stride(self, value: int | None) -> None:
+        self._set_packing(stride=value)
+
+    def _set_packing(self, **changes) -> None:
+        self.preprocessor.packing = self.preprocessor.packing.replace(**changes)
 
     def _lora_config(self) -> dict:
         # Only LoRA models carry these keys, so other configs are as before.
@@ -461,7 +517,12 @@ class BertClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        return cls(**with_encoder_deserialized(config, custom_objects))
+        config = with_encoder_deserialized(config, custom_objects)
+        if config.get("preprocessor") is not None:
+            for key in ("tokenizer_config", "max_length", "truncation", "head_tokens",
+                        "window_stride"):
+                config.pop(key, None)  # read from the preprocessor's entry instead
+        return cls(**config)
 
     def save_assets(self, dir_path: str) -> None:
         # The vocabulary goes into the .keras archive next to the weights.
@@ -472,25 +533,18 @@ class BertClassifier(keras.Model):
     def load_assets(self, dir_path: str) -> None:
         import os
 
-        from keras_bert_ft.tokenization import WordPieceTokenizer
-
         path = os.path.join(dir_path, "vocab.txt")
         if os.path.exists(path):
-            self.tokenizer = WordPieceTokenizer(path, **self.tokenizer_config)
+            self.preprocessor.load_vocabulary(path)
 
 
-def _check_windows(stride, pooling: str, max_length: int, pairs) -> tuple[int | None, str]:
-    """Validated (window_stride, window_pooling) of a classifier."""
-    from keras_bert_ft.long_documents import WINDOW_POOLINGS, check_window_options
+def _check_window_pooling(pooling: str) -> str:
+    """A validated window_pooling of a classifier."""
+    from keras_bert_ft.long_documents import WINDOW_POOLINGS
 
     if pooling not in WINDOW_POOLINGS:
         raise ValueError(f"window_pooling must be one of {WINDOW_POOLINGS}, got {pooling!r}")
-    if stride is None:
-        return None, pooling
-    if pairs:
-        raise ValueError("window_stride is for single texts; this model classifies pairs")
-    check_window_options(max_length, stride)
-    return int(stride), pooling
+    return pooling
 
 
 def _head_type(num_classes: int, binary_sigmoid: bool, multi_label: bool) -> str:

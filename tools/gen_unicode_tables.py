@@ -297,7 +297,7 @@ def ragged(table: dict[int, tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray, n
 
 
 def graph_arrays(tables: UnicodeTables) -> dict[str, np.ndarray]:
-    """The arrays the in-graph tokenizer reads (keras_bert_ft.serving_tokenizer)."""
+    """The arrays the in-graph tokenizer reads (keras_bert_ft.tokenizers.graph)."""
     out = {}
     for name, values in (("flag", tables.flags), ("ccc", tables.ccc)):
         stage1, stage2 = two_stage(values)

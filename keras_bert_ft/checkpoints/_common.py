@@ -105,7 +105,7 @@ def tokenizer_for(vocab: VocabSource | None, lowercase: bool):
     """
     if vocab is None:
         return None
-    from keras_bert_ft.tokenization import WordPieceTokenizer
+    from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
     if isinstance(vocab, Vocabulary):
         return WordPieceTokenizer(

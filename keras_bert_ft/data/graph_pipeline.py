@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from keras_bert_ft import ops
-from keras_bert_ft.tokenization import WordPieceTokenizer
+from keras_bert_ft.tokenizers import op
+from keras_bert_ft.tokenizers.options import PackingOptions
+from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
 AUTOTUNE = tf.data.AUTOTUNE
 Files = str | os.PathLike | Sequence[str | os.PathLike]
@@ -47,16 +48,15 @@ def tokenize_dataset(
         max_length, truncation, padding, pad_to_multiple_of: as `encode_batch`.
         num_parallel_calls, deterministic: as `tf.data.Dataset.map`.
     """
-    vocab_file = ops.vocab_file_of(tokenizer)
-    options = ops.op_options(tokenizer)
+    vocab_file = op.vocab_file_of(tokenizer)
+    packing = PackingOptions(max_length, truncation, padding, pad_to_multiple_of)
 
     def encode(batch):
         if not isinstance(batch, dict):
             batch = {"text": batch}
-        features = ops.wordpiece_encode(
-            batch["text"], batch.get("pair"), vocab_file=vocab_file, max_length=max_length,
-            truncation=truncation, padding=padding, pad_to_multiple_of=pad_to_multiple_of,
-            **options)
+        features = op.encode_with_op(
+            batch["text"], batch.get("pair"), vocab_file=vocab_file,
+            options=tokenizer.options, packing=packing)
         return (features, batch["label"]) if "label" in batch else features
 
     return dataset.batch(batch_size, drop_remainder=drop_remainder).map(
@@ -125,7 +125,8 @@ def from_tfrecords(
     """Tokenize `tf.train.Example` records: bytes features for texts, an int64 label.
 
     Records are batched first, then each batch is parsed and tokenized in one
-    parallel map. Other arguments: see `tokenize_dataset`.
+    parallel map. Other arguments: see `tokenize_dataset`; the packing ones
+    (`max_length`, `truncation`, ...) are those of `PackingOptions`.
     """
     paths = [os.fspath(files)] if isinstance(files, str | os.PathLike) else [
         os.fspath(f) for f in files]
@@ -134,14 +135,14 @@ def from_tfrecords(
         spec[pair_feature] = tf.io.FixedLenFeature([], tf.string)
     if label_feature is not None:
         spec[label_feature] = tf.io.FixedLenFeature([], tf.int64)
-    vocab_file = ops.vocab_file_of(tokenizer)
-    options = ops.op_options(tokenizer)
+    vocab_file = op.vocab_file_of(tokenizer)
+    packing = PackingOptions(**kwargs)  # max_length, truncation, padding, ...
 
     def encode(records):
         parsed = tf.io.parse_example(records, spec)
-        features = ops.wordpiece_encode(
+        features = op.encode_with_op(
             parsed[text_feature], None if pair_feature is None else parsed[pair_feature],
-            vocab_file=vocab_file, **options, **kwargs)
+            vocab_file=vocab_file, options=tokenizer.options, packing=packing)
         if label_feature is None:
             return features
         return features, tf.cast(parsed[label_feature], tf.int32)

@@ -10,9 +10,12 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_bert_ft import ops
-from keras_bert_ft.long_documents import resolve_head_tokens
-from keras_bert_ft.tokenization import DEFAULT_SPECIAL_TOKENS
+from keras_bert_ft.tokenizers import op
+from keras_bert_ft.tokenizers.options import (
+    DEFAULT_SPECIAL_TOKENS,
+    PackingOptions,
+    TokenizerOptions,
+)
 
 _ASSET_NAME = "vocab.txt"
 
@@ -26,6 +29,9 @@ class WordPieceEncode(keras.layers.Layer):
     (or `[batch, 1]`), or a pair `(texts, pairs)` of them. A `.keras` archive
     carries the vocabulary as an asset; a SavedModel export carries it as a
     `tf.saved_model.Asset`.
+
+    The settings are checked by, and kept as, `TokenizerOptions` (`self.options`)
+    and `PackingOptions` (`self.packing`), as for every tokenizer.
 
     Args:
         vocab_file: path of vocab.txt.
@@ -52,19 +58,26 @@ class WordPieceEncode(keras.layers.Layer):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        ops.check_options(truncation, padding)
-        self.head_tokens = resolve_head_tokens(int(max_length), head_tokens)
-        self.lowercase = bool(lowercase)
-        self.strip_accents = self.lowercase if strip_accents is None else bool(strip_accents)
-        self.max_length = int(max_length)
-        self.truncation = truncation
-        self.padding = padding
-        self.pad_to_multiple_of = pad_to_multiple_of
-        self.max_input_chars_per_word = int(max_input_chars_per_word)
-        self.unk_token = unk_token
-        self.continuation_prefix = continuation_prefix
-        self.special_tokens = list(special_tokens)
+        self.options = TokenizerOptions(
+            lowercase=lowercase, strip_accents=strip_accents,
+            max_input_chars_per_word=max_input_chars_per_word, unk_token=unk_token,
+            continuation_prefix=continuation_prefix, special_tokens=special_tokens)
+        self.packing = PackingOptions(max_length, truncation, padding, pad_to_multiple_of,
+                                      head_tokens)
         self._set_vocab_file(str(vocab_file))
+
+    # The settings, read from `options` and `packing` (where they are checked).
+    lowercase = property(lambda self: self.options.lowercase)
+    strip_accents = property(lambda self: self.options.strip_accents)
+    max_input_chars_per_word = property(lambda self: self.options.max_input_chars_per_word)
+    unk_token = property(lambda self: self.options.unk_token)
+    continuation_prefix = property(lambda self: self.options.continuation_prefix)
+    special_tokens = property(lambda self: list(self.options.special_tokens))
+    max_length = property(lambda self: self.packing.max_length)
+    truncation = property(lambda self: self.packing.truncation)
+    padding = property(lambda self: self.packing.padding)
+    pad_to_multiple_of = property(lambda self: self.packing.pad_to_multiple_of)
+    head_tokens = property(lambda self: self.packing.head)
 
     def _set_vocab_file(self, path: str) -> None:
         self.vocab_file = path
@@ -75,24 +88,18 @@ class WordPieceEncode(keras.layers.Layer):
         texts, pairs = (inputs if isinstance(inputs, list | tuple) else (inputs, None))
         texts = _as_vector(texts)
         pairs = None if pairs is None else _as_vector(pairs)
-        return ops.wordpiece_encode(
-            texts, pairs, vocab_file=self._vocab_asset.asset_path, max_length=self.max_length,
-            truncation=self.truncation, padding=self.padding,
-            pad_to_multiple_of=self.pad_to_multiple_of, lowercase=self.lowercase,
-            strip_accents=self.strip_accents,
-            max_input_chars_per_word=self.max_input_chars_per_word, unk_token=self.unk_token,
-            continuation_prefix=self.continuation_prefix, special_tokens=self.special_tokens,
-            head_tokens=self.head_tokens)
+        return op.encode_with_op(texts, pairs, vocab_file=self._vocab_asset.asset_path,
+                                 options=self.options, packing=self.packing)
 
     def compute_output_spec(self, inputs):
         texts = inputs[0] if isinstance(inputs, list | tuple) else inputs
         seq = None
-        if self.padding == "max_length":
-            multiple = self.pad_to_multiple_of or 1
+        if self.packing.pad_to_max_length:
+            multiple = self.packing.multiple
             seq = -(-self.max_length // multiple) * multiple
         # One tensor per output: a shared one would make a functional model alias them.
         return {name: keras.KerasTensor((texts.shape[0], seq), dtype="int32")
-                for name in ops.FEATURES}
+                for name in op.FEATURES}
 
     # -- saving ----------------------------------------------------------
     def save_assets(self, dir_path: str) -> None:
@@ -102,7 +109,7 @@ class WordPieceEncode(keras.layers.Layer):
         # The archive's assets live in a directory that is removed after
         # loading, and the op reads a file: keep a content-addressed copy.
         data = (Path(dir_path) / _ASSET_NAME).read_bytes()
-        self._set_vocab_file(ops.materialize_vocab(data))
+        self._set_vocab_file(op.materialize_vocab(data))
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -100,7 +100,7 @@ def mask_tokens_op(input_word_ids, input_mask, vocab: MaskingVocab, seed,
     """`mask_tokens` as a TensorFlow op (for `tf.data`); `seed` may be a tensor."""
     import tensorflow as tf
 
-    from keras_bert_ft.ops import _library
+    from keras_bert_ft.tokenizers.op import _library
 
     seed = tf.cast(seed, tf.int64) if isinstance(seed, tf.Tensor) else tf.constant(
         _as_int64(seed), tf.int64)

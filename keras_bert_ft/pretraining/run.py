@@ -136,7 +136,7 @@ def attach_heads(encoder, settings: PretrainSettings):
 def _vocab_file(tokenizer) -> str:
     if tokenizer.vocab_file is not None:
         return tokenizer.vocab_file
-    from keras_bert_ft.ops import materialize_vocab
+    from keras_bert_ft.tokenizers.op import materialize_vocab
 
     return materialize_vocab(tokenizer.get_vocab())
 

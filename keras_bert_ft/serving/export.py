@@ -325,15 +325,20 @@ def export_for_serving(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if tokenizer_ops not in TOKENIZER_OPS:
         raise ValueError(f"tokenizer_ops must be one of {TOKENIZER_OPS}, got {tokenizer_ops!r}")
-    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    from keras_bert_ft.tokenizers.preprocessor import TextPreprocessor
+
+    # The model's tokenizer and packing (a plain Keras model has none: the defaults).
+    preprocessor = getattr(model, "preprocessor", None) or TextPreprocessor()
+    packing = preprocessor.packing
+    tokenizer = tokenizer if tokenizer is not None else preprocessor.tokenizer
     if tokenizer is None:
         raise ValueError("pass the tokenizer: the model has none")
     pairs = export_pairs(model, pairs)
-    max_length = max_length or getattr(model, "max_length", None) or 128
+    max_length = max_length or packing.max_length
     check_max_length(model, max_length)
-    truncation = truncation or getattr(model, "truncation", None) or "longest_first"
+    truncation = truncation or packing.truncation
     # Long texts: a windowed model's serve_text builds windows in the graph and pools.
-    window_stride = getattr(model, "window_stride", None)
+    window_stride = packing.stride
     windows = None if window_stride is None else (window_stride, model.window_pooling)
     if windows is not None and (pairs or tokenizer_ops == "custom"):
         raise ValueError("a windowed model (window_stride) exports for single texts with "
@@ -362,7 +367,7 @@ def export_for_serving(
             asset_names.append("thresholds.txt")
         serving_tokenizer = in_graph_tokenizer(tokenizer, tokenizer_ops, max_length,
                                                truncation, staging / "vocab.txt",
-                                               getattr(model, "head_tokens", None))
+                                               packing.head_tokens)
         saved = tmp / "model"
         # A LoRA model is served with its adapters folded into the kernels: the
         # graph and variables are those of a plain model.

@@ -28,8 +28,8 @@ from functools import lru_cache
 import numpy as np
 import tensorflow as tf
 
-from keras_bert_ft.long_documents import check_window_options, resolve_head_tokens
-from keras_bert_ft.tokenization import PADDING_MODES, TRUNCATION_STRATEGIES, WordPieceTokenizer
+from keras_bert_ft.tokenizers.options import PackingOptions
+from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
 # Flag bits of csrc/unicode_tables.h.
 REMOVED, WHITESPACE, PUNCTUATION, CJK, NONSPACING_MARK, HAS_LOWER, HAS_DECOMPOSITION = (
@@ -90,18 +90,15 @@ class ServingTokenizer(tf.Module):
         head_tokens: int | None = None,
     ) -> None:
         super().__init__(name=name)
-        if truncation not in TRUNCATION_STRATEGIES:
-            raise ValueError(
-                f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
-        if padding not in PADDING_MODES:
-            raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
         if wordpiece not in ("fast", "classic"):
             raise ValueError(f"wordpiece must be 'fast' or 'classic', got {wordpiece!r}")
-        self.max_length = int(max_length)
-        self.truncation = truncation
-        self.head_tokens = resolve_head_tokens(self.max_length, head_tokens)
-        self.padding = padding
-        self.pad_to_multiple_of = 1 if pad_to_multiple_of is None else int(pad_to_multiple_of)
+        self.packing = PackingOptions(max_length, truncation, padding, pad_to_multiple_of,
+                                      head_tokens)
+        self.max_length = self.packing.max_length
+        self.truncation = self.packing.truncation
+        self.head_tokens = self.packing.head
+        self.padding = self.packing.padding
+        self.pad_to_multiple_of = self.packing.multiple
         self.lowercase = tokenizer.lowercase
         self.strip_accents = tokenizer.strip_accents
         self.max_input_chars_per_word = tokenizer.max_input_chars_per_word
@@ -150,10 +147,8 @@ class ServingTokenizer(tf.Module):
         """Tokenize, truncate, pack and pad a batch, as `WordPieceTokenizer.encode_batch`."""
         texts = tf.convert_to_tensor(texts, tf.string)
         batch = tf.size(texts, out_type=tf.int64)
-        if pairs is not None and self.truncation == "head_tail":
-            raise ValueError("truncation 'head_tail' applies to single texts; for pairs use "
-                             "longest_first, only_first, only_second or ratio")
         if pairs is not None:
+            self.packing.check_pairs()
             pairs = tf.convert_to_tensor(pairs, tf.string)
             tf.debugging.assert_equal(
                 tf.size(pairs, out_type=tf.int64), batch,
@@ -168,9 +163,10 @@ class ServingTokenizer(tf.Module):
         Returns the packed rows (one per window) and each window's text index
         (int64); see `keras_bert_ft.long_documents` for the rules.
         """
+        packing = self.packing.replace(stride=stride)  # checks the stride
         ids = self.tokenize(texts)
-        return pack_windows(ids, max_length=self.max_length, stride=stride, cls_id=self.cls_id,
-                            sep_id=self.sep_id, pad_id=self.pad_id,
+        return pack_windows(ids, max_length=self.max_length, stride=packing.stride,
+                            cls_id=self.cls_id, sep_id=self.sep_id, pad_id=self.pad_id,
                             pad_to_max_length=self.padding == "max_length",
                             pad_to_multiple_of=self.pad_to_multiple_of)
 
@@ -350,9 +346,7 @@ class ServingTokenizer(tf.Module):
     def _pack(self, ids: tf.Tensor, rows: tf.Tensor, lengths: tf.Tensor, batch: tf.Tensor,
               paired: bool) -> dict[str, tf.Tensor]:
         """`[CLS] a [SEP] (b [SEP])` rows, padded: csrc/packing.cc with scatters."""
-        specials = 3 if paired else 2
-        if self.max_length < specials:
-            raise ValueError(f"max_length must be at least {specials}")
+        specials = 3 if paired else 2  # max_length allows them: PackingOptions checked it
         budget = self.max_length - specials
         first_len = lengths[:batch]
         if paired:
@@ -416,13 +410,13 @@ def pack_windows(
     ids: tf.RaggedTensor, *, max_length: int, stride: int, cls_id: int, sep_id: int, pad_id: int,
     pad_to_max_length: bool = False, pad_to_multiple_of: int = 1,
 ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    """In-graph twin of `long_documents.window_rows` + `pack_rows`.
+    """In-graph twin of `long_documents.window_rows` + `pack_rows`; options as `PackingOptions`.
 
     `ids` holds each text's wordpieces (a ragged `[texts, None]` tensor).
     Returns int32 `input_word_ids`, `input_mask`, `input_type_ids` `[windows,
     seq]` and each window's text index (int64 `[windows]`), in text order.
     """
-    length = check_window_options(max_length, stride)
+    length = PackingOptions(max_length, stride=stride).max_length - 2  # checks the stride
     step = length - stride
     lengths = ids.row_lengths()
     counts = tf.where(lengths <= length, tf.ones_like(lengths),

@@ -7,6 +7,8 @@ library is built by setup.py against one TensorFlow version (recorded in
 
 `wordpiece_encode` runs the op. It tokenizes, truncates, packs and pads like
 `WordPieceTokenizer.encode_batch`, because both call the same C++ function.
+Its options are checked by `TokenizerOptions` and `PackingOptions`, as every
+tokenizer's are; `encode_with_op` takes those objects directly.
 The vocabulary is the path of `vocab.txt`, a string tensor, so that a
 SavedModel can feed it from a `tf.saved_model.Asset` and carry the file; the
 kernel builds each (path, options) tokenizer once per process.
@@ -25,16 +27,17 @@ import tensorflow as tf
 
 from keras_bert_ft import infra
 from keras_bert_ft.errors import OpLibraryError
-from keras_bert_ft.long_documents import resolve_head_tokens
-from keras_bert_ft.tokenization import (
+from keras_bert_ft.tokenizers.options import (
     DEFAULT_SPECIAL_TOKENS,
-    PADDING_MODES,
-    TRUNCATION_STRATEGIES,
-    WordPieceTokenizer,
+    PackingOptions,
+    TokenizerOptions,
 )
+from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
-OP_LIBRARY_PATH = Path(__file__).with_name("_wordpiece_op.so")
-BUILD_INFO_PATH = Path(__file__).with_name("_wordpiece_op_build.json")
+# The library is built into the package's top folder (setup.py), next to _wordpiece.
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+OP_LIBRARY_PATH = _PACKAGE_DIR / "_wordpiece_op.so"
+BUILD_INFO_PATH = _PACKAGE_DIR / "_wordpiece_op_build.json"
 FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
 
 
@@ -71,24 +74,9 @@ def load_op_library(path: str | os.PathLike = OP_LIBRARY_PATH) -> ModuleType:
 _library = load_op_library()
 
 
-def check_options(truncation: str, padding: str) -> None:
-    """Raise ValueError for an unknown truncation strategy or padding mode."""
-    if truncation not in TRUNCATION_STRATEGIES:
-        raise ValueError(f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
-    if padding not in PADDING_MODES:
-        raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
-
-
 def op_options(tokenizer: WordPieceTokenizer) -> dict:
     """The op's tokenizer options that reproduce `tokenizer`'s (casing, specials, ...)."""
-    return {
-        "lowercase": tokenizer.lowercase,
-        "strip_accents": tokenizer.strip_accents,
-        "max_input_chars_per_word": tokenizer.max_input_chars_per_word,
-        "unk_token": tokenizer.unk_token,
-        "continuation_prefix": tokenizer.continuation_prefix,
-        "special_tokens": list(tokenizer.special_tokens),
-    }
+    return tokenizer.options.op_attrs()
 
 
 def vocab_cache_dir() -> Path:
@@ -149,6 +137,7 @@ def wordpiece_encode(
             `tf.saved_model.Asset(...).asset_path`.
         max_length, truncation, padding, pad_to_multiple_of: as `encode_batch`.
         lowercase, strip_accents, ...: as `WordPieceTokenizer` (see `op_options`).
+            All options are checked by `TokenizerOptions` and `PackingOptions`.
         num_threads: threads inside one call; under `tf.data` parallel `map`
             the parallelism comes from the map and 1 is right.
         head_tokens: the head kept by truncation "head_tail" (single texts
@@ -157,11 +146,30 @@ def wordpiece_encode(
     Returns:
         int32 `input_word_ids`, `input_mask`, `input_type_ids`, `[batch, seq]`.
     """
-    check_options(truncation, padding)
-    if truncation == "head_tail" and pairs is not None:
-        raise ValueError("truncation 'head_tail' applies to single texts; for pairs use "
-                         "longest_first, only_first, only_second or ratio")
-    head = resolve_head_tokens(int(max_length), head_tokens)
+    options = TokenizerOptions(
+        lowercase=lowercase, strip_accents=strip_accents,
+        max_input_chars_per_word=max_input_chars_per_word, unk_token=unk_token,
+        continuation_prefix=continuation_prefix, special_tokens=special_tokens)
+    packing = PackingOptions(max_length, truncation, padding, pad_to_multiple_of, head_tokens)
+    return encode_with_op(texts, pairs, vocab_file=vocab_file, options=options,
+                          packing=packing, num_threads=num_threads)
+
+
+def encode_with_op(
+    texts: tf.Tensor | Sequence[str],
+    pairs: tf.Tensor | Sequence[str] | None = None,
+    *,
+    vocab_file: str | os.PathLike | tf.Tensor,
+    options: TokenizerOptions,
+    packing: PackingOptions,
+    num_threads: int = 1,
+) -> dict[str, tf.Tensor]:
+    """`wordpiece_encode` with its settings as checked option objects (no windows)."""
+    if packing.windows:
+        raise ValueError("the op truncates: windows (a stride) are built by the host "
+                         "tokenizer or ServingTokenizer.windows")
+    if pairs is not None:
+        packing.check_pairs()
     texts = tf.convert_to_tensor(texts, tf.string)
     single = texts.shape.rank == 0
     if single:
@@ -176,18 +184,13 @@ def wordpiece_encode(
     outputs = _library.kbf_word_piece_encode(
         texts, pair_input, vocab_file,
         has_pairs=pairs is not None,
-        max_length=int(max_length),
-        truncation=truncation,
-        head_tokens=head,
-        pad_to_max_length=padding == "max_length",
-        pad_to_multiple_of=1 if pad_to_multiple_of is None else int(pad_to_multiple_of),
-        lowercase=bool(lowercase),
-        strip_accents=bool(lowercase if strip_accents is None else strip_accents),
-        max_input_chars_per_word=int(max_input_chars_per_word),
-        unk_token=unk_token,
-        continuation_prefix=continuation_prefix,
-        special_tokens=list(special_tokens),
+        max_length=packing.max_length,
+        truncation=packing.truncation,
+        head_tokens=packing.head,
+        pad_to_max_length=packing.pad_to_max_length,
+        pad_to_multiple_of=packing.multiple,
         num_threads=int(num_threads),
+        **options.op_attrs(),
     )
     result = dict(zip(FEATURES, outputs, strict=True))
     if single:
@@ -198,7 +201,7 @@ def wordpiece_encode(
 class CustomOpTokenizer(tf.Module):
     """In-graph tokenizer for SavedModels, on the custom op; carries vocab.txt as an asset.
 
-    Same constructor and call as `serving_tokenizer.ServingTokenizer` (the
+    Same constructor and call as `graph.ServingTokenizer` (the
     tensorflow-text one), so an exporter can use either. A SavedModel using it
     needs the op library loaded (`tf.load_op_library`) where it is served.
 
@@ -224,21 +227,22 @@ class CustomOpTokenizer(tf.Module):
         head_tokens: int | None = None,
     ) -> None:
         super().__init__(name=name)
-        check_options(truncation, padding)
+        self.packing = PackingOptions(max_length, truncation, padding, pad_to_multiple_of,
+                                      head_tokens)
         path = vocab_file_of(tokenizer) if vocab_file is None else os.fspath(vocab_file)
         self.vocab = tf.saved_model.Asset(path)
-        self.max_length = int(max_length)
-        self.truncation = truncation
-        self.head_tokens = resolve_head_tokens(self.max_length, head_tokens)
-        self.padding = padding
-        self.pad_to_multiple_of = pad_to_multiple_of
         self.num_threads = int(num_threads)
-        self.options = op_options(tokenizer)
+        self.options = tokenizer.options
+
+    # The packing settings, read from `packing`.
+    max_length = property(lambda self: self.packing.max_length)
+    truncation = property(lambda self: self.packing.truncation)
+    padding = property(lambda self: self.packing.padding)
+    pad_to_multiple_of = property(lambda self: self.packing.pad_to_multiple_of)
+    head_tokens = property(lambda self: self.packing.head)
 
     def __call__(self, texts: tf.Tensor, pairs: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         """Tokenize, truncate, pack and pad a batch, as `WordPieceTokenizer.encode_batch`."""
-        return wordpiece_encode(
-            texts, pairs, vocab_file=self.vocab.asset_path, max_length=self.max_length,
-            truncation=self.truncation, padding=self.padding,
-            pad_to_multiple_of=self.pad_to_multiple_of, num_threads=self.num_threads,
-            head_tokens=self.head_tokens, **self.options)
+        return encode_with_op(texts, pairs, vocab_file=self.vocab.asset_path,
+                              options=self.options, packing=self.packing,
+                              num_threads=self.num_threads)

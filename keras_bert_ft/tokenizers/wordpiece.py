@@ -9,10 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from keras_bert_ft import _wordpiece, long_documents
+from keras_bert_ft.tokenizers.options import (
+    DEFAULT_SPECIAL_TOKENS,
+    PADDING_MODES,
+    TRUNCATION_STRATEGIES,
+    PackingOptions,
+    TokenizerOptions,
+)
 
-TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "ratio", "head_tail")
-PADDING_MODES = ("longest", "max_length")
-DEFAULT_SPECIAL_TOKENS = ("[UNK]", "[SEP]", "[CLS]", "[PAD]", "[MASK]")
+__all__ = ["DEFAULT_SPECIAL_TOKENS", "PADDING_MODES", "TRUNCATION_STRATEGIES",
+           "WordPieceTokenizer", "read_vocab", "text_batch", "text_line_of"]
 
 # Decoding joins tokens with spaces; these are glued back as original BERT's
 # detokenization (and Hugging Face's `clean_up_tokenization_spaces`) does.
@@ -66,8 +72,13 @@ class WordPieceTokenizer:
         lowercase: lower-case the input (uncased models).
         strip_accents: drop accents after NFD; `None` follows `lowercase`.
         max_input_chars_per_word: longer words become `unk_token`.
-        special_tokens: tokens matched verbatim in raw text and never split.
+        unk_token, cls_token, sep_token, pad_token, mask_token, continuation_prefix:
+            the special tokens and the wordpiece continuation mark.
         vocab: a token list to use instead of `vocab_file`.
+        special_tokens: tokens matched verbatim in raw text and never split;
+            None: the five named ones.
+
+    The settings are checked by (and kept as) `TokenizerOptions`, `self.options`.
     """
 
     def __init__(
@@ -83,31 +94,50 @@ class WordPieceTokenizer:
         mask_token: str = "[MASK]",
         continuation_prefix: str = "##",
         vocab: Sequence[str] | None = None,
+        special_tokens: Sequence[str] | None = None,
     ) -> None:
         if (vocab_file is None) == (vocab is None):
             raise ValueError("pass exactly one of vocab_file and vocab")
+        options = TokenizerOptions(
+            lowercase=lowercase, strip_accents=strip_accents,
+            max_input_chars_per_word=max_input_chars_per_word, unk_token=unk_token,
+            cls_token=cls_token, sep_token=sep_token, pad_token=pad_token, mask_token=mask_token,
+            continuation_prefix=continuation_prefix, special_tokens=special_tokens)
         tokens = list(vocab) if vocab is not None else read_vocab(vocab_file)
+        options.check_vocab(tokens)
+        self.options = options
         self.vocab_file = None if vocab_file is None else str(vocab_file)
-        self.lowercase = bool(lowercase)
-        self.strip_accents = self.lowercase if strip_accents is None else bool(strip_accents)
-        self.max_input_chars_per_word = int(max_input_chars_per_word)
-        self.continuation_prefix = continuation_prefix
-        self.unk_token, self.cls_token, self.sep_token = unk_token, cls_token, sep_token
-        self.pad_token, self.mask_token = pad_token, mask_token
-        self.special_tokens = [unk_token, sep_token, cls_token, pad_token, mask_token]
-        for name, token in (("cls_token", cls_token), ("sep_token", sep_token),
-                            ("unk_token", unk_token)):
-            if token not in tokens:
-                raise ValueError(f"{name} {token!r} is not in the vocabulary")
         self._core = _wordpiece.Tokenizer(
-            tokens, self.lowercase, self.strip_accents, self.max_input_chars_per_word,
-            unk_token, self.special_tokens, continuation_prefix)
+            tokens, options.lowercase, options.strip_accents, options.max_input_chars_per_word,
+            options.unk_token, list(options.special_tokens), options.continuation_prefix)
         self._tokens = tokens
-        self.cls_id = self.token_to_id(cls_token)
-        self.sep_id = self.token_to_id(sep_token)
-        self.unk_id = self.token_to_id(unk_token)
-        pad_id = self.token_to_id(pad_token)
+        self.cls_id = self.token_to_id(options.cls_token)
+        self.sep_id = self.token_to_id(options.sep_token)
+        self.unk_id = self.token_to_id(options.unk_token)
+        pad_id = self.token_to_id(options.pad_token)
         self.pad_id = 0 if pad_id is None else pad_id
+
+    @classmethod
+    def from_options(
+        cls,
+        options: TokenizerOptions,
+        vocab_file: str | os.PathLike | None = None,
+        vocab: Sequence[str] | None = None,
+    ) -> WordPieceTokenizer:
+        """A tokenizer with these options over `vocab_file` (or the token list `vocab`)."""
+        return cls(vocab_file, vocab=vocab, **options.get_config())
+
+    # The settings, read from `options` (one source of truth).
+    lowercase = property(lambda self: self.options.lowercase)
+    strip_accents = property(lambda self: self.options.strip_accents)
+    max_input_chars_per_word = property(lambda self: self.options.max_input_chars_per_word)
+    unk_token = property(lambda self: self.options.unk_token)
+    cls_token = property(lambda self: self.options.cls_token)
+    sep_token = property(lambda self: self.options.sep_token)
+    pad_token = property(lambda self: self.options.pad_token)
+    mask_token = property(lambda self: self.options.mask_token)
+    continuation_prefix = property(lambda self: self.options.continuation_prefix)
+    special_tokens = property(lambda self: list(self.options.special_tokens))
 
     # -- vocabulary -------------------------------------------------------
     @property
@@ -215,41 +245,45 @@ class WordPieceTokenizer:
             stride: with `return_overflow`, wordpieces shared by consecutive
                 windows (0 when None), as in Hugging Face tokenizers.
         """
-        if truncation not in TRUNCATION_STRATEGIES:
-            raise ValueError(
-                f"truncation must be one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
-        if padding not in PADDING_MODES:
-            raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
-        if isinstance(max_length, bool) or not isinstance(max_length, int | np.integer):
-            raise TypeError(f"max_length must be an int, got {type(max_length).__name__}")
-        multiple = 1 if pad_to_multiple_of is None else int(pad_to_multiple_of)
-        if multiple < 1:
-            raise ValueError(f"pad_to_multiple_of must be positive, got {pad_to_multiple_of}")
+        if stride is not None and not return_overflow:
+            raise ValueError("stride is for windows: pass return_overflow=True with it")
+        window_stride = (0 if stride is None else stride) if return_overflow else None
+        packing = PackingOptions(max_length, truncation, padding, pad_to_multiple_of,
+                                 head_tokens, window_stride)
+        return self.encode_packed(texts, pairs, packing, num_threads=num_threads,
+                                  return_offsets=return_offsets)
+
+    def encode_packed(
+        self,
+        texts: Sequence[TextInput],
+        pairs: Sequence[TextInput] | None,
+        packing: PackingOptions,
+        *,
+        num_threads: int | None = None,
+        return_offsets: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """`encode_batch` with its packing settings as one `PackingOptions`.
+
+        With `packing.stride` set, each single text becomes overlapping windows
+        and `overflow_to_sample_mapping` is returned too.
+        """
         threads = os.cpu_count() or 1 if num_threads is None else int(num_threads)
         if threads < 1:
             raise ValueError(f"num_threads must be positive, got {num_threads}")
-        if return_overflow:
-            return self._encode_windows(texts, pairs, int(max_length), stride, padding,
-                                        multiple, return_offsets)
-        if stride is not None:
-            raise ValueError("stride is for windows: pass return_overflow=True with it")
-        if truncation == "head_tail" and pairs is not None:
-            raise ValueError("truncation 'head_tail' applies to single texts; for pairs use "
-                             "longest_first, only_first, only_second or ratio")
-        head = long_documents.resolve_head_tokens(int(max_length), head_tokens)
-        return self._core.encode_batch(
-            texts, pairs, int(max_length), truncation, padding == "max_length", multiple,
-            threads, bool(return_offsets), head)
-
-    def _encode_windows(self, texts, pairs, max_length: int, stride: int | None, padding: str,
-                        multiple: int, return_offsets: bool) -> dict[str, np.ndarray]:
-        """`encode_batch(return_overflow=True)`: one packed row per window."""
         if pairs is not None:
-            raise ValueError("windows (return_overflow=True) are for single texts, not pairs")
+            packing.check_pairs()
+        if packing.windows:
+            return self._encode_windows(texts, packing, return_offsets)
+        return self._core.encode_batch(
+            texts, pairs, packing.max_length, packing.truncation, packing.pad_to_max_length,
+            packing.multiple, threads, bool(return_offsets), packing.head)
+
+    def _encode_windows(self, texts, packing: PackingOptions,
+                        return_offsets: bool) -> dict[str, np.ndarray]:
+        """`encode_batch(return_overflow=True)`: one packed row per window."""
         if return_offsets:
             raise ValueError("return_offsets is not supported with return_overflow=True")
-        stride = 0 if stride is None else stride
-        long_documents.check_window_options(max_length, stride)
+        max_length, stride = packing.max_length, packing.stride
         token_ids = []
         for i, text in enumerate(texts):
             try:
@@ -259,7 +293,7 @@ class WordPieceTokenizer:
         pieces, docs = long_documents.window_rows(token_ids, max_length, stride)
         out = long_documents.pack_rows(
             pieces, self.cls_id, self.sep_id, self.pad_id, max_length=max_length,
-            pad_to_max_length=padding == "max_length", pad_to_multiple_of=multiple)
+            pad_to_max_length=packing.pad_to_max_length, pad_to_multiple_of=packing.multiple)
         out["overflow_to_sample_mapping"] = docs
         return out
 
@@ -286,17 +320,7 @@ class WordPieceTokenizer:
 
     def get_config(self) -> dict:
         """Settings that rebuild this tokenizer together with its vocabulary."""
-        return {
-            "lowercase": self.lowercase,
-            "strip_accents": self.strip_accents,
-            "max_input_chars_per_word": self.max_input_chars_per_word,
-            "unk_token": self.unk_token,
-            "cls_token": self.cls_token,
-            "sep_token": self.sep_token,
-            "pad_token": self.pad_token,
-            "mask_token": self.mask_token,
-            "continuation_prefix": self.continuation_prefix,
-        }
+        return self.options.get_config()
 
     def __repr__(self) -> str:
         return (f"WordPieceTokenizer(vocab_size={self.vocab_size}, lowercase={self.lowercase}, "

@@ -82,7 +82,7 @@ def hf_models(tmp_path_factory, vocab_file):
 @pytest.fixture(scope="module")
 def batches(data_dir, vocab_file):
     """Real single sentences (SST-2) and pairs (MRPC), encoded by the package tokenizer."""
-    from keras_bert_ft.tokenization import WordPieceTokenizer
+    from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
     with open(data_dir / "sst2" / "dev.tsv", encoding="utf-8") as f:
         sst2 = [r[0] for r in list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:9]]

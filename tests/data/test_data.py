@@ -105,7 +105,7 @@ class FakeTokenizer:
 
 @functools.cache
 def real_tokenizer(vocab_file: str):
-    tokenization = pytest.importorskip("keras_bert_ft.tokenization")
+    tokenization = pytest.importorskip("keras_bert_ft.tokenizers.wordpiece")
     try:
         return tokenization.WordPieceTokenizer(vocab_file, lowercase=True)
     except ImportError as e:  # the C++ extension is not built

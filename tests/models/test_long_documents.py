@@ -17,7 +17,7 @@ import tensorflow as tf
 from tiny import tiny_encoder, tiny_tokenizer
 
 from keras_bert_ft.long_documents import default_head_tokens, pool_window_scores
-from keras_bert_ft.tokenization import WordPieceTokenizer
+from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
 CLS, SEP, PAD = 101, 102, 0
 
@@ -120,7 +120,7 @@ def test_other_strategies_unchanged_for_single_texts(tokenizer):
 
 
 def test_tf_op_head_tail_equals_host(tokenizer, reviews, vocab_file):
-    from keras_bert_ft import ops
+    from keras_bert_ft.tokenizers import op as ops
 
     for head in (None, 10):
         host = tokenizer.encode_batch(reviews, max_length=96, truncation="head_tail",
@@ -148,7 +148,7 @@ def test_op_layer_carries_head_tokens(tokenizer, vocab_file):
 
 
 def test_serving_tokenizer_head_tail_equals_host(tokenizer, reviews):
-    from keras_bert_ft.serving_tokenizer import ServingTokenizer
+    from keras_bert_ft.tokenizers.graph import ServingTokenizer
 
     for max_length, head in ((128, None), (64, 0), (64, 62), (64, 100)):
         serving = ServingTokenizer(tokenizer, max_length=max_length, truncation="head_tail",
@@ -203,7 +203,7 @@ def test_window_options_are_checked(tokenizer):
 
 
 def test_in_graph_windows_equal_host(tokenizer, reviews):
-    from keras_bert_ft.serving_tokenizer import ServingTokenizer
+    from keras_bert_ft.tokenizers.graph import ServingTokenizer
 
     serving = ServingTokenizer(tokenizer, max_length=128)
     texts = reviews + ["", "a short one"]

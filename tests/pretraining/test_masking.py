@@ -160,7 +160,7 @@ def test_op_gives_the_python_masks(vocab):
 
 
 def test_bad_input(tokenizer, vocab):
-    from keras_bert_ft.tokenization import WordPieceTokenizer
+    from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
     no_mask = WordPieceTokenizer(vocab=[t for t in tokenizer.get_vocab() if t != "[MASK]"])
     with pytest.raises(MaskingError, match=r"no \[MASK\] token"):

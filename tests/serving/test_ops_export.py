@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bert_ft import WordPieceTokenizer, ops
+from keras_bert_ft import WordPieceTokenizer
 from keras_bert_ft.export import export_for_serving
 from keras_bert_ft.serving_ops import saved_model_ops
+from keras_bert_ft.tokenizers import op as ops
 
 TEXTS = ["a great movie!", "Terrible, naïve plot 中文", "", "[SEP] odd [CLS] input"]
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 from corpora import snli_pairs, sst2_sentences  # noqa: E402
 from unicode_stress import stress_lines  # noqa: E402
 
-from keras_bert_ft import WordPieceTokenizer  # noqa: E402  (not keras_bert_ft.ops: one library)
+from keras_bert_ft import WordPieceTokenizer  # noqa: E402  (not keras_bert_ft.tokenizers.op: one library)
 
 FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
 

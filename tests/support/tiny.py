@@ -55,7 +55,7 @@ def tiny_encoder(seed: int = 0, **overrides):
 
 
 def tiny_tokenizer():
-    from keras_bert_ft.tokenization import WordPieceTokenizer
+    from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
     return WordPieceTokenizer(str(vocab_path()))
 

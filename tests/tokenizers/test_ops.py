@@ -18,7 +18,7 @@ from corpora import mrpc_pairs, sms_messages, snli_pairs, sst2_sentences
 from unicode_stress import stress_lines
 
 from keras_bert_ft import WordPieceTokenizer
-from keras_bert_ft.ops import FEATURES, op_options, wordpiece_encode
+from keras_bert_ft.tokenizers.op import FEATURES, _library, op_options, wordpiece_encode
 
 BATCH = 1024
 STRATEGIES = ("longest_first", "only_first", "only_second", "ratio")
@@ -204,8 +204,12 @@ def test_impossible_truncation_names_the_index(uncased):
 
 
 def test_bad_arguments(uncased, tmp_path):
-    with pytest.raises(tf.errors.InvalidArgumentError, match="max_length must be at least 3"):
+    # The wrapper refuses it through PackingOptions; the kernel keeps its own check.
+    with pytest.raises(ValueError, match="max_length must be at least 3"):
         op_encode(uncased, ["a"], ["b"], max_length=2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_length must be at least 3"):
+        _library.kbf_word_piece_encode(["a"], ["b"], uncased.vocab_file, has_pairs=True,
+                                       max_length=2)
     with pytest.raises(tf.errors.InvalidArgumentError, match="as long as texts"):
         op_encode(uncased, ["a", "b"], ["c"])
     with pytest.raises(tf.errors.InvalidArgumentError, match="texts must be a vector"):

@@ -14,9 +14,10 @@ import pytest
 import tensorflow as tf
 from corpora import mrpc_pairs, sst2_sentences
 
-from keras_bert_ft import WordPieceTokenizer, ops
+from keras_bert_ft import WordPieceTokenizer
 from keras_bert_ft.data import graph_pipeline
 from keras_bert_ft.layers.wordpiece_encode import WordPieceEncode
+from keras_bert_ft.tokenizers import op as ops
 
 TEXTS = ["Hello world!", "Héllo, naïve café 中文 👍🏽", "", "[CLS] special [SEP] tokens",
          "a much longer sentence that certainly needs truncation at sixteen tokens, yes"]

@@ -17,8 +17,8 @@ import pytest
 import tensorflow as tf
 from unicode_stress import stress_lines  # noqa: E402
 
-from keras_bert_ft.serving_tokenizer import ServingTokenizer
-from keras_bert_ft.tokenization import WordPieceTokenizer
+from keras_bert_ft.tokenizers.graph import ServingTokenizer
+from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 CHUNK = 8192

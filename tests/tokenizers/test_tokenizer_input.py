@@ -10,7 +10,7 @@ from corpora import sst2_sentences
 from tokenizers import BertWordPieceTokenizer
 
 from keras_bert_ft import WordPieceTokenizer
-from keras_bert_ft.tokenization import read_vocab
+from keras_bert_ft.tokenizers.wordpiece import read_vocab
 
 
 @pytest.fixture(scope="module")
