@@ -23,7 +23,7 @@ _LAZY_EXPORTS = {
     "BertEncoder": "keras_bert_ft.layers",
     "load_pretrained": "keras_bert_ft.checkpoints",
     "BertClassifier": "keras_bert_ft.models",
-    "export_for_serving": "keras_bert_ft.export",
+    "export_for_serving": "keras_bert_ft.serving.export",
 }
 
 __all__ = [
