@@ -473,4 +473,3 @@ def _publish(saved: Path, base: Path, version: int | None) -> Path:
             if version is not None or err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
             # Another export took this number first: take the next one.
-
