@@ -167,7 +167,7 @@ def child_ours_predict(args, precision) -> dict:
 
 
 def child_ours_export(args, precision) -> dict:
-    from keras_bert_ft.export import export_for_serving
+    from keras_bert_ft.serving.export import export_for_serving
 
     model = ours_model(precision)
     # bfloat16: the export option that stores the projections in bfloat16 (no weight casts).

@@ -118,8 +118,8 @@ def lora_checks(model, dev, args) -> dict:
     import tensorflow as tf
 
     from keras_bert_ft import lora
-    from keras_bert_ft.export import TEXT_SIGNATURE, export_for_serving
-    from keras_bert_ft.serving_ops import unsupported_ops
+    from keras_bert_ft.serving.export import TEXT_SIGNATURE, export_for_serving
+    from keras_bert_ft.serving.op_check import unsupported_ops
 
     tmp = Path(tempfile.mkdtemp(prefix="kbf_lora_bench_"))
     adapter = lora.save_adapter(model, tmp / "adapter.npz")

@@ -67,8 +67,8 @@ def ours(workdir: Path):
     import tensorflow as tf
 
     from keras_bert_ft.checkpoints import load_pretrained
-    from keras_bert_ft.export import IDS_SIGNATURE, TEXT_SIGNATURE, export_for_serving
     from keras_bert_ft.models import BertClassifier
+    from keras_bert_ft.serving.export import IDS_SIGNATURE, TEXT_SIGNATURE, export_for_serving
 
     encoder, tokenizer, _ = load_pretrained("all-minilm-l6-v2")
     keras.utils.set_random_seed(0)
@@ -178,7 +178,7 @@ def cpu_tuning(args) -> int:
     import json
     import subprocess
 
-    from keras_bert_ft.export import export_for_serving
+    from keras_bert_ft.serving.export import export_for_serving
 
     settings = [tuple(int(x) for x in item.split("x")) for item in args.threads.split(",")]
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,6 +34,10 @@ the transformer's projection weights are stored in bfloat16, cast once at
 export (the same number of values), so the graph casts no weights per call;
 the other weights stay float32, and the probabilities are float32 as always.
 
+Before publishing, the SavedModel's ops are checked against those TF Serving's
+model server links (`op_check`); an export it could not load raises `ExportError`
+and leaves no version folder behind.
+
 The temporary folder is named `.export-<host>-<pid>-<random>`; each export
 first removes those of this host whose process is gone (killed exports).
 """
@@ -57,14 +61,18 @@ import tensorflow as tf
 
 from keras_bert_ft.layers.precast import projection_copies, substituted_projections
 from keras_bert_ft.lora import merged_lora
+from keras_bert_ft.serving.op_check import CUSTOM_TOKENIZER_OPS, check_servable
+from keras_bert_ft.serving.signatures import (
+    ID_INPUTS,
+    IDS_SIGNATURE,
+    PAIR_INPUT,
+    TEXT_INPUT,
+    TEXT_SIGNATURE,
+)
+from keras_bert_ft.serving.warmup import WARMUP_FILE, text_requests, write_warmup_requests
 from keras_bert_ft.serving_tokenizer import ServingTokenizer
 from keras_bert_ft.tokenization import WordPieceTokenizer
 
-TEXT_SIGNATURE = "serving_default"
-IDS_SIGNATURE = "serve_ids"
-ID_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
-WARMUP_FILE = "tf_serving_warmup_requests"
-DEFAULT_WARMUP_TEXTS = ("a short example sentence.", "")
 PRECISIONS = ("float32", "bfloat16")
 
 
@@ -102,9 +110,9 @@ class ServingModule(tf.Module):
         self.labels_asset = tf.saved_model.Asset(assets["labels.txt"])
         if "thresholds.txt" in assets:
             self.thresholds_asset = tf.saved_model.Asset(assets["thresholds.txt"])
-        text = tf.TensorSpec([None], tf.string, name="text")
+        text = tf.TensorSpec([None], tf.string, name=TEXT_INPUT)
         if pairs:
-            pair = tf.TensorSpec([None], tf.string, name="text_pair")
+            pair = tf.TensorSpec([None], tf.string, name=PAIR_INPUT)
             self.serve_text = tf.function(self._serve_pairs, input_signature=[text, pair])
         else:
             self.serve_text = tf.function(self._serve_texts, input_signature=[text])
@@ -315,7 +323,11 @@ def export_for_serving(
             here); faster on CPUs with bfloat16 matmuls (AMX, AVX512-BF16),
             probabilities within about 1e-2 of float32's.
         serving_config: also write `models.config` and `batching_parameters.txt`
-            into the parent of `export_dir` (see `keras_bert_ft.serving_config`).
+            into the parent of `export_dir` (see `keras_bert_ft.serving.config`).
+
+    Raises `ExportError`, leaving no version folder, when the written graph uses an
+    op that TF Serving's model server does not link (with `tokenizer_ops="custom"`,
+    besides the custom op itself).
     """
     head = getattr(model, "head_type", "softmax")
     if head not in ("softmax", "binary", "multi_label"):
@@ -381,18 +393,18 @@ def export_for_serving(
                     TEXT_SIGNATURE: module.serve_text.get_concrete_function(),
                     IDS_SIGNATURE: module.serve_ids.get_concrete_function(),
                 })
-        texts = list(warmup_texts or DEFAULT_WARMUP_TEXTS)
-        inputs = {"text": texts}
-        if pairs:
-            inputs["text_pair"] = texts[::-1]
+        # Refuse what the server could not load, before anything is published.
+        check_servable(saved, CUSTOM_TOKENIZER_OPS if tokenizer_ops == "custom" else (),
+                       shown_as=str(base))
         extra = saved / "assets.extra"
         extra.mkdir()
-        write_warmup_requests(extra / WARMUP_FILE, base.name, TEXT_SIGNATURE, [inputs])
+        write_warmup_requests(extra / WARMUP_FILE, base.name, TEXT_SIGNATURE,
+                              text_requests(warmup_texts, pairs))
         published = _publish(saved, base, version)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if serving_config:
-        from keras_bert_ft.serving_config import write_serving_config
+        from keras_bert_ft.serving.config import write_serving_config
 
         write_serving_config(base)
     return published
@@ -466,45 +478,3 @@ def _publish(saved: Path, base: Path, version: int | None) -> Path:
             if version is not None or err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
             # Another export took this number first: take the next one.
-
-
-# -- warm-up requests ----------------------------------------------------------
-# tensorflow_serving.apis may not be installed, so the PredictionLog records are
-# encoded by hand from the field numbers of tensorflow_serving/apis/
-# prediction_log.proto (PredictionLog.predict_log = 6; PredictLog.request = 1),
-# predict.proto (PredictRequest.model_spec = 1, inputs = 2) and model.proto
-# (ModelSpec.name = 1, signature_name = 3). TensorProto comes from TensorFlow.
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def prediction_log(model_name: str, signature: str, inputs: dict[str, Sequence[str]]) -> bytes:
-    """A serialized `tensorflow.serving.PredictionLog` holding one PredictRequest."""
-    spec = _field(1, model_name.encode()) + _field(3, signature.encode())
-    request = _field(1, spec)
-    for name, values in inputs.items():
-        tensor = tf.make_tensor_proto([v.encode("utf-8") for v in values], dtype=tf.string)
-        entry = _field(1, name.encode()) + _field(2, tensor.SerializeToString())
-        request += _field(2, entry)
-    return _field(6, _field(1, request))
-
-
-def write_warmup_requests(path: str | os.PathLike, model_name: str, signature: str,
-                          requests: Sequence[dict[str, Sequence[str]]]) -> Path:
-    """Write `assets.extra/tf_serving_warmup_requests`: a TFRecord of PredictionLogs."""
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for inputs in requests:
-            writer.write(prediction_log(model_name, signature, inputs))
-    return Path(path)

@@ -8,12 +8,17 @@ which includes `@org_tensorflow_text//tensorflow_text:ops_lib`. That target
 op libraries named below; the op names are those each library registers, read
 from the registry of tensorflow-text 2.21.
 See also https://www.tensorflow.org/tfx/serving/custom_op for ops outside that set.
+
+`export_for_serving` runs `check_servable` on each SavedModel before publishing it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+
+from keras_bert_ft.errors import ExportError
 
 # tensorflow_text:ops_lib dependency -> the ops it registers.
 TF_TEXT_OPS_LIB = {
@@ -49,6 +54,10 @@ TF_TEXT_OPS_LIB = {
 }
 TF_TEXT_SERVING_OPS = frozenset(op for ops in TF_TEXT_OPS_LIB.values() for op in ops)
 
+# The op of this package's library (tokenizer_ops="custom"): a model server built with
+# it (docs/custom_op.md) runs it; stock TF Serving does not.
+CUSTOM_TOKENIZER_OPS = frozenset({"KbfWordPieceEncode"})
+
 # Registered by TensorFlow's Python package but run Python code: no model server has them.
 PYTHON_ONLY_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 
@@ -75,7 +84,28 @@ def saved_model_ops(export_dir: str | os.PathLike) -> set[str]:
     return ops - functions  # a node may call a library function by its name
 
 
-def unsupported_ops(export_dir: str | os.PathLike) -> list[str]:
-    """Ops of a SavedModel that TF Serving's model server does not link, sorted."""
-    allowed = core_tf_ops() | TF_TEXT_SERVING_OPS
+def unsupported_ops(export_dir: str | os.PathLike, also_allowed: Iterable[str] = ()) -> list[str]:
+    """Ops of a SavedModel that TF Serving's model server does not link, sorted.
+
+    `also_allowed` names ops the intended server has besides (a model server built
+    with this package's op library has `CUSTOM_TOKENIZER_OPS`).
+    """
+    allowed = core_tf_ops() | TF_TEXT_SERVING_OPS | frozenset(also_allowed)
     return sorted(saved_model_ops(export_dir) - allowed)
+
+
+def check_servable(export_dir: str | os.PathLike, also_allowed: Iterable[str] = (), *,
+                   shown_as: str | None = None) -> None:
+    """Raise `ExportError` naming the ops of a SavedModel that the server could not run.
+
+    `shown_as` names the export in the message instead of `export_dir` (e.g. the
+    model's base folder, when `export_dir` is a temporary folder).
+    """
+    missing = unsupported_ops(export_dir, also_allowed)
+    if missing:
+        raise ExportError(
+            f"{shown_as or export_dir}: TF Serving's model server cannot run this export: "
+            f"its graph uses "
+            f"{', '.join(missing)}, which are neither TensorFlow core ops nor "
+            "tensorflow-text ops (a tf.py_function or numpy_function runs Python, which no "
+            "model server has)")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_bert_ft.serving_ops import saved_model_ops
+from keras_bert_ft.serving.op_check import saved_model_ops
+from keras_bert_ft.serving.signatures import PAIR_INPUT, TEXT_INPUT, TEXT_SIGNATURE
 from keras_bert_ft.tokenization import text_batch
 
-TEXT_SIGNATURE = "serving_default"
 # Python's csv module refuses fields over 131,072 characters by default; texts
 # may be longer. The limit is a C long, so stay within 32 bits on every platform.
 CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
@@ -56,9 +56,9 @@ def export_inputs(version_dir: str | os.PathLike) -> list[str]:
     for meta in proto.meta_graphs:
         if TEXT_SIGNATURE in meta.signature_def:
             inputs = sorted(meta.signature_def[TEXT_SIGNATURE].inputs)
-            if "text" in inputs:
+            if TEXT_INPUT in inputs:
                 return inputs
-    raise ValueError(f"{pb}: no {TEXT_SIGNATURE!r} signature taking 'text'; "
+    raise ValueError(f"{pb}: no {TEXT_SIGNATURE!r} signature taking {TEXT_INPUT!r}; "
                      "is this an export written by keras-bert-ft export?")
 
 
@@ -75,7 +75,7 @@ class ExportedClassifier:
 
         self.path = resolve_export(path)
         self.inputs = export_inputs(self.path)
-        self.pairs = "text_pair" in self.inputs
+        self.pairs = PAIR_INPUT in self.inputs
         if "KbfWordPieceEncode" in saved_model_ops(self.path):  # a tokenizer_ops="custom" export
             from keras_bert_ft import ops  # noqa: F401  (loads the op's kernels)
         self._tf = tf
@@ -112,9 +112,9 @@ class ExportedClassifier:
         tf = self._tf
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(texts), batch_size):
-            args = {"text": tf.constant(texts[start:start + batch_size], tf.string)}
+            args = {TEXT_INPUT: tf.constant(texts[start:start + batch_size], tf.string)}
             if pairs is not None:
-                args["text_pair"] = tf.constant(pairs[start:start + batch_size], tf.string)
+                args[PAIR_INPUT] = tf.constant(pairs[start:start + batch_size], tf.string)
             for name, value in self._fn(**args).items():
                 parts.setdefault(name, []).append(value.numpy())
         if not parts:  # no texts: one empty call gives the right shapes

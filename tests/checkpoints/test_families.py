@@ -399,7 +399,7 @@ def test_export_serves_distilbert(hf_models, data_dir, tmp_path):
     the text signature gives the model's own probabilities."""
     import tensorflow as tf
 
-    from keras_bert_ft.export import TEXT_SIGNATURE, export_for_serving
+    from keras_bert_ft.serving.export import TEXT_SIGNATURE, export_for_serving
 
     encoder, tokenizer, _ = keras_bert_ft.load_pretrained(hf_models["distilbert"][1])
     model = BertClassifier(encoder, 3, head="family", tokenizer=tokenizer, max_length=MAX_LEN,

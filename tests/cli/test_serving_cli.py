@@ -90,7 +90,7 @@ def error_line(capsys) -> str:
 
 
 def test_a_pair_model_exports_pairs_without_flags(pair_run, capsys):
-    from keras_bert_ft.serving_predict import export_inputs
+    from keras_bert_ft.serving.predict import export_inputs
 
     model, tokenizer, _, base = pair_run
     assert export_inputs(base / "1") == ["text", "text_pair"]
@@ -226,7 +226,7 @@ def test_bad_export_input_gives_one_error_line(exported, tmp_path, capsys):
 
 
 def test_exported_classifier_takes_a_bare_string_as_one_text(exported, pair_run):
-    from keras_bert_ft.serving_predict import ExportedClassifier
+    from keras_bert_ft.serving.predict import ExportedClassifier
 
     single = ExportedClassifier(exported[2])
     assert single.pairs is False

@@ -283,7 +283,7 @@ def test_window_dataset_labels_each_window_with_its_document():
     dict(truncation="head_tail", head_tokens=5),
 ], ids=["windows-mean", "windows-max", "head_tail"])
 def test_export_serves_what_predict_texts_gives(tmp_path, options):
-    from keras_bert_ft.export import export_for_serving
+    from keras_bert_ft.serving.export import export_for_serving
 
     model = tiny_classifier(label_names=["neg", "pos"], **options)
     texts = [numbers(40), "a good movie", numbers(15), ""]
@@ -297,7 +297,7 @@ def test_export_serves_what_predict_texts_gives(tmp_path, options):
 
 
 def test_windowed_export_refuses_the_custom_op(tmp_path):
-    from keras_bert_ft.export import export_for_serving
+    from keras_bert_ft.serving.export import export_for_serving
 
     with pytest.raises(ValueError, match="windowed model"):
         export_for_serving(tiny_classifier(window_stride=2), export_dir=tmp_path / "m",

@@ -248,8 +248,8 @@ def test_several_adapters_over_one_base(tmp_path):
 
 
 def test_export_serves_merged_weights(tmp_path):
-    from keras_bert_ft.export import TEXT_SIGNATURE, export_for_serving
-    from keras_bert_ft.serving_ops import unsupported_ops
+    from keras_bert_ft.serving.export import TEXT_SIGNATURE, export_for_serving
+    from keras_bert_ft.serving.op_check import unsupported_ops
 
     model = classifier(lora_rank=2, lora_targets=lora.ALL_TARGETS)
     randomize_factors(model)

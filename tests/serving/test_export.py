@@ -22,14 +22,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bert_ft.export import (
+from keras_bert_ft.serving.export import (
     IDS_SIGNATURE,
     TEXT_SIGNATURE,
     WARMUP_FILE,
     export_for_serving,
     next_version,
 )
-from keras_bert_ft.serving_ops import TF_TEXT_SERVING_OPS, saved_model_ops, unsupported_ops
+from keras_bert_ft.serving.op_check import TF_TEXT_SERVING_OPS, saved_model_ops, unsupported_ops
 
 VENV_BIN = Path(sys.executable).parent
 N = 200
@@ -281,7 +281,7 @@ def test_versions_are_never_overwritten(tmp_path):
 
 def test_a_racing_export_gets_the_next_version(tmp_path, monkeypatch):
     """Another export takes the number between our scan and our rename: we take the next."""
-    import keras_bert_ft.export as export
+    import keras_bert_ft.serving.export as export
 
     base = tmp_path / "m"
     (base / "1").mkdir(parents=True)
@@ -383,7 +383,7 @@ def test_pairs_default_to_the_model_and_contradictions_are_refused(tmp_path):
 
 
 def test_a_model_without_a_pairs_record_exports_single_texts_with_a_warning(tmp_path):
-    from keras_bert_ft.serving_predict import export_inputs
+    from keras_bert_ft.serving.predict import export_inputs
 
     model = tiny_classifier()
     assert model.pairs is None
@@ -407,7 +407,7 @@ def dead_pid() -> int:
 
 
 def test_only_temp_folders_of_dead_processes_are_removed(tmp_path):
-    from keras_bert_ft.export import _host, remove_stale_temp_folders
+    from keras_bert_ft.serving.export import _host, remove_stale_temp_folders
 
     host = _host()
     dead = tmp_path / f".export-{host}-{dead_pid()}-abc123"
@@ -420,7 +420,7 @@ def test_only_temp_folders_of_dead_processes_are_removed(tmp_path):
 
 
 def test_ownerless_temp_folders_of_older_versions_go_after_a_day(tmp_path):
-    from keras_bert_ft.export import OLD_TEMP_MAX_AGE_S, remove_stale_temp_folders
+    from keras_bert_ft.serving.export import OLD_TEMP_MAX_AGE_S, remove_stale_temp_folders
 
     stale, recent = tmp_path / ".export-k3j_x9q2", tmp_path / ".export-a8c2mz01"
     for folder in (stale, recent):
@@ -436,7 +436,7 @@ import sys, time
 sys.path.insert(0, sys.argv[2])
 import tensorflow as tf
 from tiny import tiny_encoder, tiny_tokenizer
-from keras_bert_ft.export import export_for_serving
+from keras_bert_ft.serving.export import export_for_serving
 from keras_bert_ft.models import BertClassifier
 
 real_save = tf.saved_model.save

@@ -18,8 +18,8 @@ import pytest
 import tensorflow as tf
 
 from keras_bert_ft import WordPieceTokenizer
-from keras_bert_ft.export import export_for_serving
-from keras_bert_ft.serving_ops import saved_model_ops
+from keras_bert_ft.serving.export import export_for_serving
+from keras_bert_ft.serving.op_check import saved_model_ops
 from keras_bert_ft.tokenizers import op as ops
 
 TEXTS = ["a great movie!", "Terrible, naïve plot 中文", "", "[SEP] odd [CLS] input"]
@@ -82,7 +82,7 @@ def test_predict_command_loads_custom_op_exports(vocab_file, tmp_path):
                               max_length=16, tokenizer_ops="custom")  # fmt: skip
     code = f"""
 import json
-from keras_bert_ft.serving_predict import ExportedClassifier
+from keras_bert_ft.serving.predict import ExportedClassifier
 out = ExportedClassifier({str(path)!r}).predict({TEXTS!r})
 print(json.dumps([out["probabilities"].tolist(), out["label"].tolist()]))
 """

@@ -15,7 +15,7 @@ from google.protobuf import (
     wrappers_pb2,
 )
 
-from keras_bert_ft.serving_config import (
+from keras_bert_ft.serving.config import (
     BATCHING_PARAMETERS,
     MODELS_CONFIG,
     BatchingParameters,
@@ -142,8 +142,8 @@ def test_server_root_rewrites_base_paths_for_a_container(tmp_path):
 def test_export_writes_both_files_beside_the_model(tmp_path):
     from tiny import tiny_encoder, tiny_tokenizer
 
-    from keras_bert_ft.export import export_for_serving
     from keras_bert_ft.models import BertClassifier
+    from keras_bert_ft.serving.export import export_for_serving
 
     model = BertClassifier(tiny_encoder(), 2, tokenizer=tiny_tokenizer(), max_length=16)
     root = tmp_path / "saved_models"

@@ -199,8 +199,8 @@ def test_thresholds_are_kept_in_the_config_and_used_by_predict(model, tmp_path):
 def test_export_returns_scores_and_labels_above_threshold(model, tmp_path):
     import tensorflow as tf
 
-    from keras_bert_ft.export import export_for_serving
-    from keras_bert_ft.serving_predict import ExportedClassifier
+    from keras_bert_ft.serving.export import export_for_serving
+    from keras_bert_ft.serving.predict import ExportedClassifier
 
     scores = model.predict_texts(TEXTS)
     model.set_thresholds(between_scores(scores))
