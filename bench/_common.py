@@ -39,7 +39,7 @@ if sys.path[:1] != [str(ROOT)]:
 _DATA_DIR_GIVEN = os.environ.get("KBF_DATA_DIR")
 os.environ.setdefault("KBF_DATA_DIR", str(ROOT.parent / "shared" / "data"))
 
-from keras_bert_ft.atomic import atomic_write  # noqa: E402  (needs ROOT on sys.path)
+from keras_bert_ft.infra import atomic_write  # noqa: E402  (needs ROOT on sys.path)
 
 # --------------------------------------------------------------------------- inputs
 

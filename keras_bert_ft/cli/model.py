@@ -47,9 +47,9 @@ def _configure_export_hf(p: argparse.ArgumentParser) -> None:
 @subcommand("explain", "colour each word of texts by its attribution to the prediction "
             "(integrated gradients) in an HTML page", _configure_explain)  # fmt: skip
 def explain_command(args) -> int:
-    from keras_bert_ft.infra import atomic_write
     from keras_bert_ft.explain import DEFAULT_TOLERANCE, explain
     from keras_bert_ft.explain_html import render_html
+    from keras_bert_ft.infra import atomic_write
 
     if args.pair is not None and len(args.pair) != len(args.texts):
         raise CLIError(f"{len(args.texts)} TEXT but {len(args.pair)} --pair: give one --pair "

@@ -68,7 +68,7 @@ def _configure_predict(p: argparse.ArgumentParser) -> None:
 @subcommand("export", "export a trained model for TF Serving (raw text in, labels out)",
             _configure_export)
 def export_command(args) -> int:
-    from keras_bert_ft.export import export_for_serving, max_positions
+    from keras_bert_ft.serving.export import export_for_serving, max_positions
 
     if args.version is not None and args.version < 1:
         raise CLIError(f"--version must be 1 or more, got {args.version}")
@@ -112,7 +112,7 @@ def export_command(args) -> int:
 
 @subcommand("predict", "classify texts with an exported SavedModel", _configure_predict)
 def predict_command(args) -> int:
-    from keras_bert_ft.serving_predict import (
+    from keras_bert_ft.serving.predict import (
         ExportedClassifier,
         export_inputs,
         read_texts,

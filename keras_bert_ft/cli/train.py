@@ -63,7 +63,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-length", type=integer(MIN_LENGTH_SINGLE), default=d("max_length"),
                    help="tokens per example, [CLS] and [SEP] included; at most the model's "
                    "max_position_embeddings (default %(default)s)")  # fmt: skip
-    from keras_bert_ft.tokenization import TRUNCATION_STRATEGIES
+    from keras_bert_ft.tokenizers.options import TRUNCATION_STRATEGIES
 
     g.add_argument("--truncation", choices=TRUNCATION_STRATEGIES, default=d("truncation"),
                    help="how over-long examples are cut: for pairs longest_first, only_first, "

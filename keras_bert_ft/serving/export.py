@@ -70,8 +70,8 @@ from keras_bert_ft.serving.signatures import (
     TEXT_SIGNATURE,
 )
 from keras_bert_ft.serving.warmup import WARMUP_FILE, text_requests, write_warmup_requests
-from keras_bert_ft.serving_tokenizer import ServingTokenizer
-from keras_bert_ft.tokenization import WordPieceTokenizer
+from keras_bert_ft.tokenizers.graph import ServingTokenizer
+from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -232,7 +232,7 @@ def in_graph_tokenizer(tokenizer: WordPieceTokenizer, tokenizer_ops: str, max_le
                        head_tokens: int | None = None) -> tf.Module:
     """The serving graph's tokenizer: core TF + tensorflow-text ops, or the custom op."""
     if tokenizer_ops == "custom":
-        from keras_bert_ft.ops import CustomOpTokenizer  # loads the op library
+        from keras_bert_ft.tokenizers.op import CustomOpTokenizer  # loads the op library
 
         return CustomOpTokenizer(tokenizer, max_length=max_length, truncation=truncation,
                                  vocab_file=vocab_file, head_tokens=head_tokens)

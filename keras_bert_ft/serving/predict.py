@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_bert_ft.serving.op_check import saved_model_ops
 from keras_bert_ft.serving.signatures import PAIR_INPUT, TEXT_INPUT, TEXT_SIGNATURE
-from keras_bert_ft.tokenization import text_batch
+from keras_bert_ft.tokenizers.wordpiece import text_batch
 
 # Python's csv module refuses fields over 131,072 characters by default; texts
 # may be longer. The limit is a C long, so stay within 32 bits on every platform.
@@ -77,7 +77,7 @@ class ExportedClassifier:
         self.inputs = export_inputs(self.path)
         self.pairs = PAIR_INPUT in self.inputs
         if "KbfWordPieceEncode" in saved_model_ops(self.path):  # a tokenizer_ops="custom" export
-            from keras_bert_ft import ops  # noqa: F401  (loads the op's kernels)
+            from keras_bert_ft.tokenizers import op  # noqa: F401  (loads the op's kernels)
         self._tf = tf
         try:
             self._fn = tf.saved_model.load(str(self.path)).signatures[TEXT_SIGNATURE]

@@ -101,7 +101,7 @@ def test_cache_dir_layout(tmp_path, monkeypatch):
 
 def test_registry_and_ops_use_the_one_layout(tmp_path, monkeypatch):
     from keras_bert_ft.data.registry import default_cache_dir
-    from keras_bert_ft.ops import vocab_cache_dir
+    from keras_bert_ft.tokenizers.op import vocab_cache_dir
 
     monkeypatch.setenv("KBF_CACHE_DIR", str(tmp_path))
     assert default_cache_dir() == tmp_path / "datasets"

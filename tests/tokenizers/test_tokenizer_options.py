@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from _tiny import PYTHON, subprocess_env, tiny_encoder, vocab_path
+from tiny import PYTHON, subprocess_env, tiny_encoder, vocab_path
 
 from keras_bert_ft.errors import KerasBertFtError
 from keras_bert_ft.tokenizers import op

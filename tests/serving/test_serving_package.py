@@ -77,7 +77,7 @@ def python_op_classifier(vocab_size: int):
 
 
 def test_an_export_tf_serving_cannot_load_is_refused_and_leaves_nothing(tmp_path):
-    from _tiny import tiny_tokenizer
+    from tiny import tiny_tokenizer
 
     from keras_bert_ft.serving.export import export_for_serving
 
