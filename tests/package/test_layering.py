@@ -117,6 +117,13 @@ def test_imports_point_downward(module):
     assert not upward, f"{module} ({LAYER_NAMES[mine]}) imports upward: {upward}"
 
 
+def test_no_module_imports_a_deprecated_alias():
+    aliases = set(MODULES) - set(REAL_MODULES)
+    assert aliases, "the old import paths are gone: drop this test with them"
+    users = {m: sorted(imports_of(m) & aliases) for m in REAL_MODULES}
+    assert not any(users.values()), {m: a for m, a in users.items() if a}
+
+
 def test_no_import_cycle():
     # Imports inside functions count too: a cycle there is still two modules that need
     # each other. Deprecation aliases are left out (they import their new home only).
