@@ -5,8 +5,7 @@ first use, so that importing a lower layer of the package loads nothing above
 it, and `keras_bert_ft.cli` can quiet TensorFlow before it loads.
 """
 
-from importlib import import_module
-
+from keras_bert_ft._lazy import lazy_getattr
 from keras_bert_ft.errors import (
     CheckpointFormatError,
     DataError,
@@ -36,11 +35,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY_EXPORTS:
-        return getattr(import_module(_LAZY_EXPORTS[name]), name)
-    if name == "CheckpointError":  # deprecated alias, kept for one release
-        from keras_bert_ft import errors
-
-        return errors.CheckpointError
-    raise AttributeError(f"module 'keras_bert_ft' has no attribute {name!r}")
+# The deprecated alias goes through errors' own warning.
+__getattr__ = lazy_getattr(__name__, {**_LAZY_EXPORTS, "CheckpointError": "keras_bert_ft.errors"})

@@ -82,6 +82,18 @@ class FirstToken(keras.layers.Layer):
         return (sequence_shape[0], sequence_shape[2])
 
 
+def _packing_option(field: str) -> property:
+    """A `BertClassifier` attribute that reads and sets one field of its packing options."""
+
+    def get(model):
+        return getattr(model.preprocessor.packing, field)
+
+    def set_(model, value) -> None:
+        model._set_packing(**{field: value})
+
+    return property(get, set_, doc=f"The preprocessor's packing `{field}`.")
+
+
 @keras.saving.register_keras_serializable(package="keras_bert_ft")
 class BertClassifier(keras.Model):
     """A classifier (or regressor) over a BERT encoder.
@@ -470,37 +482,11 @@ class BertClassifier(keras.Model):
         options = self.preprocessor.tokenizer_options
         return {} if options is None else options.get_config()
 
-    @property
-    def max_length(self) -> int:
-        return self.preprocessor.packing.max_length
-
-    @max_length.setter
-    def max_length(self, value: int) -> None:
-        self._set_packing(max_length=value)
-
-    @property
-    def truncation(self) -> str:
-        return self.preprocessor.packing.truncation
-
-    @truncation.setter
-    def truncation(self, value: str) -> None:
-        self._set_packing(truncation=value)
-
-    @property
-    def head_tokens(self) -> int | None:
-        return self.preprocessor.packing.head_tokens
-
-    @head_tokens.setter
-    def head_tokens(self, value: int | None) -> None:
-        self._set_packing(head_tokens=value)
-
-    @property
-    def window_stride(self) -> int | None:
-        return self.preprocessor.packing.stride
-
-    @window_stride.setter
-    def window_stride(self, value: int | None) -> None:
-        self._set_packing(stride=value)
+    # Setting one replaces the packing options with a checked copy.
+    max_length = _packing_option("max_length")
+    truncation = _packing_option("truncation")
+    head_tokens = _packing_option("head_tokens")
+    window_stride = _packing_option("stride")
 
     def _set_packing(self, **changes) -> None:
         self.preprocessor.packing = self.preprocessor.packing.replace(**changes)

@@ -69,13 +69,10 @@ def per_class_metrics(report, thresholds=None) -> dict[str, dict]:
     return out
 
 
-class MacroAverages:
-    """Macro averages over the `precision`, `recall` and `f1` arrays of a report
-    (one entry a class, or a label): each class counts the same."""
-
-    precision: np.ndarray
-    recall: np.ndarray
-    f1: np.ndarray
+class ReportBase:
+    """What the single- and multi-label reports share: macro averages over their
+    `precision`, `recall` and `f1` arrays (one entry a class, or a label: each counts
+    the same), printing and JSON (of the subclass's `to_text` and `to_dict`)."""
 
     @property
     def macro_precision(self) -> float:
@@ -89,9 +86,19 @@ class MacroAverages:
     def macro_f1(self) -> float:
         return float(self.f1.mean())
 
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def save_json(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write `to_dict()` (plus `extra`, e.g. run settings) as JSON, atomically."""
+        payload = self.to_dict()
+        if extra:
+            payload = {**extra, **payload}
+        return atomic_write(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
 
 @dataclass
-class ClassificationReport(MacroAverages):
+class ClassificationReport(ReportBase):
     """All metrics of one evaluation; build it with `classification_report`."""
 
     label_names: list[str]
@@ -148,16 +155,6 @@ class ClassificationReport(MacroAverages):
         rows.append("")
         rows.append(confusion_matrix_text(self.confusion, self.label_names))
         return "\n".join(rows)
-
-    def __str__(self) -> str:
-        return self.to_text()
-
-    def save_json(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
-        """Write `to_dict()` (plus `extra`, e.g. run settings) as JSON, atomically."""
-        payload = self.to_dict()
-        if extra:
-            payload = {**extra, **payload}
-        return atomic_write(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
     def save_confusion_png(self, path: str | os.PathLike, title: str | None = None) -> Path:
         return plot_confusion_matrix(self.confusion, self.label_names, path, title=title)
@@ -252,7 +249,7 @@ def plot_confusion_matrix(
 
 
 @dataclass
-class MultiLabelReport(MacroAverages):
+class MultiLabelReport(ReportBase):
     """Metrics of one multi-label evaluation; build it with `multilabel_report`.
 
     Per label: precision, recall, F1 and support (rows with the label).
@@ -346,15 +343,6 @@ class MultiLabelReport(MacroAverages):
         ]
         return "\n".join(rows)
 
-    def __str__(self) -> str:
-        return self.to_text()
-
-    def save_json(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
-        """Write `to_dict()` (plus `extra`) as JSON, atomically."""
-        payload = self.to_dict()
-        if extra:
-            payload = {**extra, **payload}
-        return atomic_write(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
     def save(
         self, directory: str | os.PathLike, prefix: str = "", extra: dict | None = None

@@ -277,11 +277,10 @@ def registered_dataset(name: str) -> dict:
         raise CLIError(str(e.args[0])) from None
 
 
-def load_trained_model(path: str):
-    """A `BertClassifier` from a .keras file or a train output folder."""
-    import keras
-
-    import keras_bert_ft.models  # noqa: F401  (registers the classes for loading)
+def load_trained_model(path: str, *, labelled: bool = False):
+    """A `BertClassifier` from a .keras file or a train output folder; with `labelled`,
+    one that kept its label names and tokenizer (to read labelled data)."""
+    from keras_bert_ft.saving import load_model
 
     p = Path(path)
     if p.is_dir():
@@ -289,6 +288,9 @@ def load_trained_model(path: str):
     if not p.is_file():
         raise CLIError(f"{p}: no trained model here; pass the model.keras written by train")
     try:
-        return keras.saving.load_model(p)
+        model = load_model(p)
     except (OSError, ValueError, KeyError, TypeError) as e:  # not a Keras archive, or a foreign one
         raise CLIError(f"{p}: cannot load the model ({type(e).__name__}: {e})") from e
+    if labelled and (not model.label_names or model.tokenizer is None):
+        raise CLIError(f"{path}: the model has no label names or tokenizer saved")
+    return model

@@ -320,9 +320,7 @@ def evaluate_command(args) -> int:
     from keras_bert_ft.training.evaluation import evaluate_model
 
     check_data_options(args)
-    model = load_trained_model(args.model_path)
-    if not model.label_names or model.tokenizer is None:
-        raise CLIError(f"{args.model_path}: the model has no label names or tokenizer saved")
+    model = load_trained_model(args.model_path, labelled=True)
     if args.data:
         check_fits_model(model, args.pair_column is not None, args.data, args.model_path)
         data = read_data(args.data, args, LabelVocabulary(model.label_names),
@@ -457,9 +455,7 @@ def distill_command(args) -> int:
     from keras_bert_ft.training.finetune import save_model
 
     check_data_options(args)
-    teacher = load_trained_model(args.teacher)
-    if not teacher.label_names or teacher.tokenizer is None:
-        raise CLIError(f"{args.teacher}: the model has no label names or tokenizer saved")
+    teacher = load_trained_model(args.teacher, labelled=True)
     teacher_layers = getattr(getattr(teacher.encoder, "config", None), "num_layers", None)
     if teacher_layers is not None and args.student_layers > teacher_layers:
         raise CLIError(f"--student-layers {args.student_layers}: the teacher has only "

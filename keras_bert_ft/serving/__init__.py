@@ -12,8 +12,7 @@ The signature names are plain constants; the rest is imported on first use, so
 that importing this package does not start TensorFlow.
 """
 
-from importlib import import_module
-
+from keras_bert_ft._lazy import lazy_getattr
 from keras_bert_ft.serving.signatures import (
     ID_INPUTS,
     IDS_SIGNATURE,
@@ -39,7 +38,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY_EXPORTS:
-        return getattr(import_module(_LAZY_EXPORTS[name]), name)
-    raise AttributeError(f"module 'keras_bert_ft.serving' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY_EXPORTS)

@@ -9,8 +9,7 @@
 Importing this package does not import TensorFlow: `op` and `graph` load on first use.
 """
 
-from importlib import import_module
-
+from keras_bert_ft._lazy import lazy_getattr
 from keras_bert_ft.tokenizers.options import (
     DEFAULT_SPECIAL_TOKENS,
     PADDING_MODES,
@@ -45,7 +44,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'keras_bert_ft.tokenizers' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -24,6 +24,7 @@ PACKAGE = REPO_ROOT / "keras_bert_ft"
 LAYER_OF = {
     "keras_bert_ft": 0,
     "keras_bert_ft._deprecation": 0,
+    "keras_bert_ft._lazy": 0,
     "keras_bert_ft._unicode_data": 0,
     "keras_bert_ft._wordpiece": 0,
     "keras_bert_ft.errors": 0,
