@@ -36,7 +36,8 @@ def _lora_dense():
 
 
 def _hub_layer(tmp_path):
-    from keras_bert_ft.checkpoints.tfhub import HubEncoderLayer, save_tfhub
+    from keras_bert_ft.checkpoints import save_tfhub
+    from keras_bert_ft.checkpoints.tfhub import HubEncoderLayer
 
     path = str(tmp_path / "hub")
     save_tfhub(tiny_encoder(), path)
