@@ -376,7 +376,7 @@ class BertClassifier(keras.Model):
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
         if packing.windows:
-            return self._predict_windows(texts, batch_size)
+            return self._predict_windows(tokenizer, packing, texts, batch_size)
         ds = make_dataset(
             texts, None, tokenizer, pairs=pairs,
             max_length=packing.max_length, truncation=packing.truncation, batch_size=batch_size,
@@ -384,13 +384,14 @@ class BertClassifier(keras.Model):
         )  # fmt: skip
         return self.predict(ds, verbose=0)
 
-    def _predict_windows(self, texts: list, batch_size: int) -> np.ndarray:
+    def _predict_windows(self, tokenizer, packing: PackingOptions, texts: list,
+                         batch_size: int) -> np.ndarray:
         """Per-text scores of a windowed model: its windows' scores, pooled per text."""
         from keras_bert_ft.data.pipeline import encode_windows, make_tf_dataset
         from keras_bert_ft.long_documents import pool_window_scores
 
-        encoded, docs = encode_windows(self.tokenizer, texts, max_length=self.max_length,
-                                       stride=self.window_stride)  # fmt: skip
+        encoded, docs = encode_windows(tokenizer, texts, max_length=packing.max_length,
+                                       stride=packing.stride)  # fmt: skip
         scores = self.predict(make_tf_dataset(encoded, batch_size=batch_size), verbose=0)
         return pool_window_scores(scores, docs, len(texts), self.window_pooling,
                                   softmax=self.head_type == "softmax")  # fmt: skip
