@@ -58,6 +58,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--work-dir", default="/tmp/kbf_mlm_imdb")
+    p.add_argument("--out-dir", default=None, help="where the result goes (bench/results)")
     args = p.parse_args()
 
     from keras_bert_ft.pretraining.run import PretrainSettings, pretrain
@@ -101,8 +102,8 @@ def main() -> int:
         md = (f"Budget: continued MLM for {args.steps} steps of {args.pretrain_batch_size} "
               f"sequences x {args.pretrain_max_length} tokens on the first "
               f"{args.max_documents} unlabelled reviews (2% of them held out), lr "
-              f"{args.pretrain_learning_rate}, {pretrain_seconds / 60:.1f} min on this shared "
-              f"2-core CPU (7 workers); then fine-tuning on {args.train_examples} train "
+              f"{args.pretrain_learning_rate}, {pretrain_seconds / 60:.1f} min on this "
+              f"2-core CPU; then fine-tuning on {args.train_examples} train "
               f"reviews, max_length {args.max_length}, {args.epochs} epochs, default recipe; "
               f"test on a fixed {args.test_examples}-review sample of test.jsonl. Seeds done: "
               f"{seeds_done} of {args.seeds}. The MLM head of all-MiniLM-L6-v2 is absent: it "
@@ -111,7 +112,7 @@ def main() -> int:
               f"{b['mlm_accuracy']:.3f} -> {a['mlm_accuracy']:.3f}\n\n"
               f"| model | mean test accuracy | std | runs |\n|---|---|---|---|\n{rows}\n\n"
               f"Gain: {gain:+.2f} points (target +1.5: {'met' if gain >= 1.5 else 'NOT met'}).")
-        write_result("mlm_imdb", payload, md)
+        write_result("mlm_imdb", payload, md, out_dir=args.out_dir)
         print(json.dumps(payload, indent=2), flush=True)
 
     for i, seed in enumerate(args.seeds):
