@@ -39,15 +39,23 @@ def substituted_projections(copies: dict[int, tuple]) -> Iterator[None]:
         _SUBSTITUTES.update(saved)
 
 
-def projection_copies(model, dtype: tf.DType) -> tuple[dict[int, tuple], list]:
+def projection_copies(model, dtype: tf.DType,
+                      only_computing_in_dtype: bool = False) -> tuple[dict[int, tuple], list]:
     """Copies, as `tf.Variable`s in `dtype`, of every transformer projection in `model`.
 
     Returns `(copies, replaced)`: `copies` for `substituted_projections`, and the
     model variables the copies stand for (the same number of values in all).
+    Quantized layers compute from their own int8 weights and get no copies; with
+    `only_computing_in_dtype`, neither do layers whose compute dtype is another.
     """
     copies, replaced = {}, []
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if not callable(getattr(layer, "projections", None)):
+            continue
+        if any(getattr(sub, "quantization_mode", None) is not None
+               for sub in layer._flatten_layers(include_self=True, recursive=True)):
+            continue
+        if only_computing_in_dtype and layer.compute_dtype != dtype.name:
             continue
         for owner, compute, sources in layer.projections(dtype):
             if id(owner) in copies:  # a block lists its attention's projections too

@@ -80,9 +80,10 @@ class AdamW(keras.optimizers.AdamW):
     def _clip_gradients(self, grads):
         # An embedding's gradient comes as IndexedSlices with one row per token
         # occurrence; Keras' norms sum the squares of those rows, not of the summed
-        # gradient, so a token seen twice counts wrongly. Densify first (the update
-        # densifies them anyway): the clip then sees the true gradient, the same
-        # as after gradient accumulation, which sums into dense accumulators.
+        # gradient, so a token seen twice counts wrongly. The clip must see the true
+        # gradient, the same as after gradient accumulation (dense accumulators).
+        if self.global_clipnorm and not (self.clipnorm or self.clipvalue):
+            return clip_by_global_norm(grads, self.global_clipnorm)
         if self.clipnorm or self.global_clipnorm or self.clipvalue:
             grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
                      for g in grads]  # fmt: skip
@@ -220,6 +221,40 @@ class AdamW(keras.optimizers.AdamW):
     def get_config(self) -> dict:
         return {**super().get_config(), "no_decay_names": list(self.no_decay_names),
                 "fused": self.fused}
+
+
+def summed_rows(gradient: tf.IndexedSlices) -> tf.IndexedSlices:
+    """`gradient` with each row index once (repeated rows summed): the same dense value."""
+    rows, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
+    return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
+def clip_by_global_norm(grads: list, clip_norm: float) -> list:
+    """Keras' global-norm clip (`global_clipnorm`), with embedding gradients kept sparse.
+
+    The norm of an `IndexedSlices` gradient is taken over its summed rows, which
+    equals the norm of the dense gradient; the dense table (millions of zeros
+    for a vocabulary) is never squared, summed or scaled. As in Keras, a
+    non-finite norm makes every gradient NaN.
+    """
+    grads = [summed_rows(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+    present = [g for g in grads if g is not None]
+    values = [g.values if isinstance(g, tf.IndexedSlices) else g for g in present]
+    norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in values]))
+    limit = tf.constant(clip_norm, tf.float32)
+    # Keras' formula: clip_norm / max(norm, clip_norm), NaN through `norm - norm`.
+    scale = limit * tf.minimum(1.0 / norm, 1.0 / limit) + (norm - norm)
+
+    def scaled(g):
+        if g is None:
+            return None
+        if isinstance(g, tf.IndexedSlices):
+            return tf.IndexedSlices(g.values * tf.cast(scale, g.values.dtype), g.indices,
+                                    g.dense_shape)
+        return g * tf.cast(scale, g.dtype)
+
+    return [scaled(g) for g in grads]
 
 
 def _tf_variable(variable):

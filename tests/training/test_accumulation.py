@@ -88,7 +88,35 @@ def test_clipping_measures_the_summed_embedding_gradient():
                              tf.constant([2, 2]))  # fmt: skip
     opt = create_optimizer(1e-3, 10, clipnorm=1.0)
     clipped = opt._clip_gradients([grads])[0]
-    np.testing.assert_allclose(clipped.numpy(), [[0.6, 0.8], [0.0, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(tf.convert_to_tensor(clipped).numpy(), [[0.6, 0.8], [0.0, 0.0]],
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("clip_norm", [0.5, 1e6])
+def test_sparse_global_clip_equals_keras_clip_of_the_dense_gradients(clip_norm):
+    # The embedding gradient stays sparse through the clip (its table is never
+    # squared or scaled whole); the result must be Keras' clip of the dense values.
+    rng = np.random.default_rng(0)
+    table = tf.IndexedSlices(tf.constant(rng.normal(size=(6, 4)), tf.float32),
+                             tf.constant([3, 0, 3, 7, 0, 3]), tf.constant([9, 4]))
+    dense = tf.constant(rng.normal(size=(4, 5)), tf.float32)
+    opt = create_optimizer(1e-3, 10, clipnorm=clip_norm)
+    clipped = opt._clip_gradients([table, dense, None])
+    assert isinstance(clipped[0], tf.IndexedSlices) and clipped[2] is None
+    assert sorted(clipped[0].indices.numpy().tolist()) == [0, 3, 7]  # each row once
+    reference = keras.src.optimizers.base_optimizer.clip_by_global_norm(
+        [tf.convert_to_tensor(table), dense], clip_norm)
+    for got, want in zip(clipped[:2], reference, strict=True):
+        np.testing.assert_allclose(tf.convert_to_tensor(got).numpy(), want.numpy(),
+                                   rtol=1e-6, atol=1e-7)
+
+
+def test_sparse_global_clip_of_a_non_finite_norm_is_nan_like_keras():
+    table = tf.IndexedSlices(tf.constant([[np.inf, 1.0]]), tf.constant([1]), tf.constant([3, 2]))
+    clipped = create_optimizer(1e-3, 10, clipnorm=1.0)._clip_gradients(
+        [table, tf.ones((2,))])
+    assert np.all(np.isnan(clipped[1].numpy()))
+    assert np.all(np.isnan(clipped[0].values.numpy()))
 
 
 def test_accumulate_steps_must_be_positive():
