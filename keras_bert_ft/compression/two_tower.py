@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_bert_ft.data.pipeline import MAP_PARALLELISM, PREFETCH_BATCHES, without_autotune
 from keras_bert_ft.infra import atomic_path
 from keras_bert_ft.layers.encoder import INPUT_NAMES
 from keras_bert_ft.models import MaskedMeanPooling, with_encoder_deserialized
@@ -168,8 +169,8 @@ def pair_dataset(features: dict, labels: np.ndarray | None = None, *, batch_size
     ds = tf.data.Dataset.range(n)
     if shuffle:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(make_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).map(make_batch, num_parallel_calls=MAP_PARALLELISM)
+    return without_autotune(ds.prefetch(PREFETCH_BATCHES))
 
 
 class VectorCache:

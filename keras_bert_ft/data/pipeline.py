@@ -10,6 +10,7 @@ sentences therefore cost short batches instead of `max_length` columns.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,21 @@ from keras_bert_ft.data.readers import TextDataset
 from keras_bert_ft.long_documents import window_rows
 
 FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
+
+# Fixed parallelism instead of tf.data's autotuning. Deleting an autotuned
+# iterator waits for the autotune thread's next wake-up, up to ~9 s on a 2-core
+# CPU (seen in gdb: ~RootDataset::Iterator waiting on Model::OptimizeLoop), and
+# `model.fit` deletes one at the end of every epoch and every evaluation.
+MAP_PARALLELISM = max(1, min(4, os.cpu_count() or 1))
+PREFETCH_BATCHES = 2
+
+
+def without_autotune(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """`ds` with tf.data's autotuning off (set its map parallelism and prefetch yourself,
+    e.g. to `MAP_PARALLELISM` and `PREFETCH_BATCHES`)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 @dataclass
@@ -242,15 +258,15 @@ def make_tf_dataset(
 
         ds = ds.batch(pool).map(sort_by_length).unbatch()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(make_batch, num_parallel_calls=MAP_PARALLELISM, deterministic=True)
     if bucket:
         # Within a pool the batches come out shortest first; mix them.
         ds = ds.shuffle(max(1, pool_batches), seed=seed, reshuffle_each_iteration=True)
     num_batches = n // batch_size if drop_remainder else -(-n // batch_size)
     ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
     if prefetch:
-        ds = ds.prefetch(tf.data.AUTOTUNE)
-    return ds
+        ds = ds.prefetch(PREFETCH_BATCHES)
+    return without_autotune(ds)
 
 
 def make_dataset(

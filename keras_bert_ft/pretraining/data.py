@@ -228,6 +228,8 @@ def masked_dataset(examples: PackedExamples, vocab: MaskingVocab, batch_size: in
     """
     import tensorflow as tf
 
+    from keras_bert_ft.data.pipeline import MAP_PARALLELISM, PREFETCH_BATCHES, without_autotune
+
     options = options or MaskingOptions()
     ds = tf.data.Dataset.from_tensor_slices(examples.features())
     if shuffle:
@@ -248,4 +250,5 @@ def masked_dataset(examples: PackedExamples, vocab: MaskingVocab, batch_size: in
                    "next_sentence_labels": batch["next_sentence_labels"]}
         return inputs, targets
 
-    return ds.enumerate().map(mask, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    ds = ds.enumerate().map(mask, num_parallel_calls=MAP_PARALLELISM)
+    return without_autotune(ds.prefetch(PREFETCH_BATCHES))

@@ -739,6 +739,16 @@ def test_pipeline_in_order_pads_each_batch_to_a_multiple_of_8():
         assert set(f) == {"input_word_ids", "input_mask", "input_type_ids"}
 
 
+def test_pipelines_run_without_tf_data_autotuning():
+    # An autotuned iterator takes seconds to delete (its tuning thread), which
+    # `fit` would pay after every epoch and evaluation: the pipelines fix their own.
+    from keras_bert_ft.data import make_dataset
+
+    ds = make_dataset(*_rows(20), FakeTokenizer(), batch_size=8, shuffle=True, seed=0)
+    assert ds.options().autotune.enabled is False
+    assert len(_collect(ds)) == 3
+
+
 def test_pipeline_bucketing_shuffles_and_saves_padding():
     from keras_bert_ft.data import encode_texts, make_tf_dataset
 

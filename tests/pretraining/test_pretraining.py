@@ -145,6 +145,7 @@ def test_fit_lowers_the_mlm_loss(tmp_path):
     docs = [["the cat sat on the mat.", "the dog sat on the log."]] * 16
     examples = pack_sequences(docs, tok, max_length=24)
     ds = masked_dataset(examples, MaskingVocab.from_tokenizer(tok), batch_size=8, seed=1)
+    assert ds.options().autotune.enabled is False  # (see make_tf_dataset)
     model = BertPretrainer(tiny_encoder())
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     history = model.fit(ds, steps_per_epoch=10, epochs=3, verbose=0)
