@@ -39,7 +39,14 @@ if sys.path[:1] != [str(ROOT)]:
 _DATA_DIR_GIVEN = os.environ.get("KBF_DATA_DIR")
 os.environ.setdefault("KBF_DATA_DIR", str(ROOT.parent / "shared" / "data"))
 
-from keras_bert_ft.infra import atomic_write  # noqa: E402  (needs ROOT on sys.path)
+
+
+def atomic_write(path, text: str):
+    """`keras_bert_ft.infra.atomic_write`, imported when first used: a benchmark's
+    serving child must run without the package in the process."""
+    from keras_bert_ft.infra import atomic_write as write
+
+    return write(path, text)
 
 # --------------------------------------------------------------------------- inputs
 

@@ -15,6 +15,8 @@ PROBE = """
 import json, sys
 sys.path.insert(0, {bench!r})
 import _common
+# A serving benchmark child runs without the package: importing _common must not load it.
+assert "keras_bert_ft" not in sys.modules, "bench/_common imported the package"
 import keras_bert_ft
 
 _common.write_result("probe", {{"value": 1}}, "body text", title="Probe", out_dir={out!r})
