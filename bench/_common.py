@@ -40,8 +40,7 @@ _DATA_DIR_GIVEN = os.environ.get("KBF_DATA_DIR")
 os.environ.setdefault("KBF_DATA_DIR", str(ROOT.parent / "shared" / "data"))
 
 
-
-def atomic_write(path, text: str):
+def atomic_write(path: str | os.PathLike, text: str) -> Path:
     """`keras_bert_ft.infra.atomic_write`, imported when first used: a benchmark's
     serving child must run without the package in the process."""
     from keras_bert_ft.infra import atomic_write as write
