@@ -239,8 +239,7 @@ def clip_by_global_norm(grads: list, clip_norm: float) -> list:
     non-finite norm makes every gradient NaN.
     """
     grads = [summed_rows(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-    present = [g for g in grads if g is not None]
-    values = [g.values if isinstance(g, tf.IndexedSlices) else g for g in present]
+    values = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
     norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in values]))
     limit = tf.constant(clip_norm, tf.float32)
     # Keras' formula: clip_norm / max(norm, clip_norm), NaN through `norm - norm`.
