@@ -99,7 +99,7 @@ class ServingModule(tf.Module):
         self.projection_weights = [v for pair in copies.values() for v in pair]
         self._tracing = (  # (a partial is not tracked either)
             functools.partial(bfloat16_tracing, model, copies) if bfloat16
-                         else functools.partial(substituted_projections, copies))
+            else functools.partial(substituted_projections, copies))
         self.model_weights = [w for w in model.weights if id(w) not in replaced]
         self._run_model = functools.partial(model, training=False)
         self.tokenizer = serving_tokenizer
