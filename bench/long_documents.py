@@ -9,7 +9,10 @@ of those reviews, each labelled with its review's label, so it sees more
 rows). `head_tokens`, the inference stride and the window pooling are chosen
 on a validation sample carved from train.jsonl (disjoint from the training
 sample); the test set, a fixed seeded sample of test.jsonl, is scored once per
-variant. Writes bench/results/long_documents.{md,json}.
+variant and seed. With --seeds N every variant trains N times (seeds --seed,
+--seed + 1, ...) on the same reviews, and the table gives the mean ± sample
+standard deviation of test accuracy and of its difference from head-only.
+Writes bench/results/long_documents.{md,json}.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS_DIR, data_dir, write_result
+from _common import RESULTS_DIR, data_dir, mean_spread, seed_summary, write_result
 
 BREAKS = re.compile(r"(?:\s*<br\s*/?>\s*)+", re.IGNORECASE)  # HTML line breaks read as a space
 
@@ -47,7 +50,7 @@ def build(args, truncation="longest_first", head_tokens=None, window_stride=None
     from keras_bert_ft.checkpoints import load_pretrained
     from keras_bert_ft.models import BertClassifier
 
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(args.run_seed)
     encoder, tokenizer, _ = load_pretrained("all-minilm-l6-v2")
     return BertClassifier(
         encoder, 2, pooling="mean", label_names=["neg", "pos"], tokenizer=tokenizer,
@@ -59,7 +62,7 @@ def train(model, texts, labels, args, windows: bool) -> dict:
     from keras_bert_ft.data.pipeline import make_dataset, make_window_dataset
     from keras_bert_ft.training.trainer import compile_classifier
 
-    kw = dict(batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    kw = dict(batch_size=args.batch_size, shuffle=True, seed=args.run_seed)
     if windows:
         ds, docs = make_window_dataset(texts, labels, model.tokenizer, max_length=model.max_length,
                                        stride=args.train_stride, **kw)
@@ -109,12 +112,17 @@ def main() -> int:
                    help="stride of the training windows of the windowed variant")
     p.add_argument("--head-candidates", type=int, nargs="+", default=[0, 63, 127])
     p.add_argument("--stride-candidates", type=int, nargs="+", default=[0, 64, 127])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="draws the train/validation reviews and, with +1, the test sample; "
+                        "also the first training seed")
+    p.add_argument("--seeds", type=int, default=1, help="training seeds per variant")
     p.add_argument("--variants", nargs="+", default=["head", "windows", "head_tail"],
                    choices=["head", "windows", "head_tail"])
     p.add_argument("--name", default="long_documents", help="results file name")
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args()
+    if args.seeds < 1:
+        p.error(f"--seeds must be at least 1, got {args.seeds}")
 
     data = Path(args.data)
     train_texts, train_labels = read_reviews(data / "train.jsonl")
@@ -132,30 +140,31 @@ def main() -> int:
 
     tokenizer = load_pretrained("all-minilm-l6-v2")[1]
     test_lengths = np.asarray([len(tokenizer.token_ids(t)) for t in te[0]])
-    rows, record = [], {"variants": {}}
-
-    # 1. head only (the default: cut at the end)
-    if "head" in args.variants:
-        run_head(args, tr, te, rows, record)
-        write(args, record, rows, test_lengths)
-    if "windows" in args.variants:
-        run_windows(args, tr, va, te, tokenizer, rows, record)
-        write(args, record, rows, test_lengths)
-    if "head_tail" in args.variants:
-        run_head_tail(args, tr, va, te, rows, record)
-        write(args, record, rows, test_lengths)
+    runs = {name: [] for name in args.variants}  # variant -> one result per seed
+    for seed in range(args.seed, args.seed + args.seeds):
+        args.run_seed = seed
+        # 1. head only (the default: cut at the end)
+        if "head" in args.variants:
+            runs["head"].append(run_head(args, tr, te))
+            write(args, runs, test_lengths)
+        if "windows" in args.variants:
+            runs["windows"].append(run_windows(args, tr, va, te, tokenizer))
+            write(args, runs, test_lengths)
+        if "head_tail" in args.variants:
+            runs["head_tail"].append(run_head_tail(args, tr, va, te))
+            write(args, runs, test_lengths)
     return 0
 
 
-def run_head(args, tr, te, rows, record):
+def run_head(args, tr, te) -> dict:
     model = build(args)
     fit = train(model, *tr, args, windows=False)
     acc, speed = accuracy(model, *te, args.eval_batch_size)
-    rows.append(("head only (cut at the end)", "-", fit, acc, speed))
-    record["variants"]["head"] = {"train": fit, "test_accuracy": acc, "test_reviews_per_s": speed}
+    return {"seed": args.run_seed, "name": "head only (cut at the end)", "choice": "-",
+            "train": fit, "test_accuracy": acc, "test_reviews_per_s": speed}
 
 
-def run_windows(args, tr, va, te, tokenizer, rows, record):
+def run_windows(args, tr, va, te, tokenizer) -> dict:
     from keras_bert_ft.data.pipeline import encode_windows, make_tf_dataset
     from keras_bert_ft.long_documents import pool_window_scores
 
@@ -175,15 +184,15 @@ def run_windows(args, tr, va, te, tokenizer, rows, record):
     stride, pooling = best.split("/")
     model.window_stride, model.window_pooling = int(stride), pooling
     acc, speed = accuracy(model, *te, args.eval_batch_size)
-    rows.append((f"windows, stride {stride}, {pooling} of probabilities "
-                 f"(trained with stride {args.train_stride})", f"stride/pooling: {val}",
-                 fit, acc, speed))
-    record["variants"]["windows"] = {"train": fit, "validation": val, "stride": int(stride),
-                                     "pooling": pooling, "test_accuracy": acc,
-                                     "test_reviews_per_s": speed}
+    return {"seed": args.run_seed,
+            "name": (f"windows, stride {stride}, {pooling} of probabilities "
+                     f"(trained with stride {args.train_stride})"),
+            "choice": f"stride/pooling: {val}", "train": fit, "validation": val,
+            "stride": int(stride), "pooling": pooling, "test_accuracy": acc,
+            "test_reviews_per_s": speed}  # fmt: skip
 
 
-def run_head_tail(args, tr, va, te, rows, record):
+def run_head_tail(args, tr, va, te) -> dict:
     room = args.max_length - 2
     # 3. head + tail: train with the default head, choose head_tokens on validation
     model = build(args, truncation="head_tail")
@@ -195,21 +204,28 @@ def run_head_tail(args, tr, va, te, rows, record):
     best_h = max(val, key=lambda h: (val[h], -abs(h - room // 4)))
     model.head_tokens = best_h
     acc, speed = accuracy(model, *te, args.eval_batch_size)
-    rows.append((f"head+tail, head_tokens={best_h} (trained with {room // 4})",
-                 f"head_tokens: {val}", fit, acc, speed))
-    record["variants"]["head_tail"] = {"train": fit, "validation": val, "head_tokens": best_h,
-                                       "test_accuracy": acc, "test_reviews_per_s": speed}
+    return {"seed": args.run_seed,
+            "name": f"head+tail, head_tokens={best_h} (trained with {room // 4})",
+            "choice": f"head_tokens: {val}", "train": fit, "validation": val,
+            "head_tokens": best_h, "test_accuracy": acc, "test_reviews_per_s": speed}
 
 
-def write(args, record: dict, rows: list, test_lengths: np.ndarray) -> None:
-    """Write the results so far (called after each variant)."""
+def write(args, runs: dict, test_lengths: np.ndarray) -> None:
+    """Write the results so far (called after each variant of each seed).
+
+    Accuracies are summarised over the seeds each variant has finished; the
+    difference from head-only pairs runs of the same seed. Speeds: the first seed's.
+    """
     room = args.max_length - 2
-    record.update(args=vars(args))
-    head_acc = record["variants"].get("head", {}).get("test_accuracy", float("nan"))
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    head_by_seed = {r["seed"]: r["test_accuracy"] for r in runs.get("head", [])}
+    record = {"args": {k: v for k, v in vars(args).items() if k != "run_seed"},
+              "seeds": seeds, "variants": {}}
     lines = [
         f"all-MiniLM-L6-v2, mean pooling head, AdamW lr {args.learning_rate:g} with warm-up and "
         f"decay, batch {args.batch_size}, {args.epochs} epoch(s) on the same "
-        f"{args.train_examples:,} train reviews for every variant (seed {args.seed}); choices "
+        f"{args.train_examples:,} train reviews for every variant (drawn with seed "
+        f"{args.seed}; training seeds {', '.join(map(str, seeds))}); choices "
         f"made on {args.val_examples} other train reviews; test: the first "
         f"{args.test_examples:,} of a fixed seeded sample of 5,000 reviews of test.jsonl "
         f"(seed {args.seed + 1}). "
@@ -219,11 +235,24 @@ def write(args, record: dict, rows: list, test_lengths: np.ndarray) -> None:
         "(rows/s) | train rows |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, _, fit, acc, speed in rows:
-        lines.append(f"| {name} | {acc:.4f} | {100 * (acc - head_acc):+.2f} pt | {speed:.1f} | "
-                     f"{fit['reviews_per_second']} ({fit['rows_per_second']}) | {fit['rows']} |")
-    lines += ["", "Validation accuracies behind the choices:", ""]
-    lines += [f"- {name}: {choice}" for name, choice, *_ in rows if choice != "-"]
+    for variant, done in runs.items():
+        if not done:
+            continue
+        acc = seed_summary([r["test_accuracy"] for r in done])
+        gains = [100 * (r["test_accuracy"] - head_by_seed[r["seed"]])
+                 for r in done if r["seed"] in head_by_seed]
+        gain = seed_summary(gains) if gains else None
+        record["variants"][variant] = {"runs": done, "test_accuracy": acc,
+                                       "vs_head_points": gain}  # fmt: skip
+        first = done[0]
+        lines.append(f"| {first['name']} | {mean_spread(acc)} | "
+                     f"{mean_spread(gain, 2) + ' pt' if gain else '-'} | "
+                     f"{first['test_reviews_per_s']:.1f} | {first['train']['reviews_per_second']} "
+                     f"({first['train']['rows_per_second']}) | {first['train']['rows']} |")
+    lines += ["", "Validation accuracies behind the choices (per seed; the name above is the "
+              "first seed's choice):", ""]
+    lines += [f"- seed {r['seed']}, {r['name']}: {r['choice']}"
+              for done in runs.values() for r in done if r["choice"] != "-"]
     lines += ["", "Speeds measured under load from other jobs (see the load average above); "
               "compare them with care.", ""]
     write_result(args.name, record, "\n".join(lines), out_dir=args.out,

@@ -1,13 +1,17 @@
 """LoRA against full fine-tuning of all-MiniLM-L6-v2 on SST-2 (CPU), the same budget.
 
     KBF_DATA_DIR=../shared/data python bench/lora_sst2.py [--train-rows 8000] [--epochs 2]
+                                                          [--seed 0] [--seeds 3]
 
 Each side runs in its own process (so peak RSS is its own): the same stratified
 subset of SST-2 train, max_length 64, batch 32, the same epochs, seed and
-schedule; full fine-tuning at lr 5e-5 (the project default), LoRA at 1e-3 (the
-CLI's default with --lora-rank). The learning rates are fixed in advance, not
-chosen on dev. Dev (872 sentences, the GLUE validation split) is evaluated once
-at the end.
+schedule; both sides train once per seed (--seed, --seed + 1, ...; the training
+rows are the same for every seed, drawn with --seed); full fine-tuning at lr
+5e-5 (the project default), LoRA at 1e-3 (the CLI's default with --lora-rank).
+The learning rates are fixed in advance, not chosen on dev. Dev (872 sentences,
+the GLUE validation split) is evaluated once at the end of each run. Dev
+accuracy is reported as the mean ± sample standard deviation over the seeds; the
+other measurements below are the first seed's.
 
 Reported per side: dev accuracy, trainable parameters, median train step time
 (steps after the first 10 of each epoch, so graph tracing is left out), peak
@@ -33,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS_DIR, write_result
+from _common import RESULTS_DIR, mean_spread, seed_summary, write_result
 
 BATCH = 32
 MAX_LENGTH = 64
@@ -76,7 +80,7 @@ def run_side(side: str, args) -> dict:
     keep = split_indices(train.labels, len(train), {"k": frac, "r": 1 - frac}, args.seed)["k"]
     train = train.subset(keep)
     settings = FinetuneSettings(
-        epochs=args.epochs, batch_size=BATCH, max_length=MAX_LENGTH, seed=args.seed,
+        epochs=args.epochs, batch_size=BATCH, max_length=MAX_LENGTH, seed=args.run_seed,
         learning_rate=LEARNING_RATES[side], verbose=2)
     if side == "lora":
         settings.lora_rank = args.rank
@@ -106,7 +110,7 @@ def run_side(side: str, args) -> dict:
         "peak_rss_training_mib": round(peak_training, 1),
         "settings": settings.to_dict(),
     }
-    if side == "lora":
+    if side == "lora" and args.run_seed == args.seed:
         out.update(lora_checks(model, dev, args))
     out["peak_rss_end_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
@@ -184,7 +188,10 @@ def main() -> int:
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--alpha", type=float, default=16)
     p.add_argument("--targets", default="query,key,value,attention_output")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="the first seed; it also draws the training rows")
+    p.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    p.add_argument("--run-seed", type=int, help="(internal) the seed --side trains with")
     p.add_argument("--side", choices=sorted(LEARNING_RATES), help="(internal) run one side")
     p.add_argument("--result-file", help="(internal) where --side writes its JSON")
     p.add_argument("--out", default=str(RESULTS_DIR))
@@ -194,27 +201,44 @@ def main() -> int:
         Path(args.result_file).write_text(json.dumps(run_side(args.side, args), indent=2))
         return 0
 
-    sides = {}
+    if args.seeds < 1:
+        p.error(f"--seeds must be at least 1, got {args.seeds}")
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for side in ("full", "lora"):
-            result_file = Path(tmp) / f"{side}.json"
-            argv = [a for a in sys.argv[1:]]
-            subprocess.run([sys.executable, __file__, *argv, "--side", side,
-                            "--result-file", str(result_file)], check=True)
-            sides[side] = json.loads(result_file.read_text())
-    md = markdown(sides, args)
-    write_result("lora_sst2", sides, md, out_dir=args.out,
+        for seed in seeds:
+            sides = {}
+            for side in ("full", "lora"):
+                result_file = Path(tmp) / f"{side}-{seed}.json"
+                subprocess.run([sys.executable, __file__, *sys.argv[1:], "--side", side,
+                                "--run-seed", str(seed), "--result-file", str(result_file)],
+                               check=True)  # fmt: skip
+                sides[side] = json.loads(result_file.read_text())
+            runs.append(sides)
+    record = {
+        **runs[0],  # the first seed's measurements, as before
+        "seeds": seeds,
+        "runs": runs,
+        "over_seeds": {
+            "full_dev_accuracy": seed_summary([r["full"]["dev_accuracy"] for r in runs]),
+            "lora_dev_accuracy": seed_summary([r["lora"]["dev_accuracy"] for r in runs]),
+            "gap_points": seed_summary(
+                [100 * (r["lora"]["dev_accuracy"] - r["full"]["dev_accuracy"]) for r in runs]),
+        },
+    }
+    md = markdown(record, args)
+    write_result("lora_sst2", record, md, out_dir=args.out,
                  title="LoRA vs full fine-tuning: all-MiniLM-L6-v2 on SST-2")
     print(md)
     return 0
 
 
 def markdown(r: dict, args) -> str:
-    full, lo = r["full"], r["lora"]
-    gap = 100 * (lo["dev_accuracy"] - full["dev_accuracy"])
+    full, lo, over = r["full"], r["lora"], r["over_seeds"]
+    gap = over["gap_points"]["mean"]
     rows = [
-        ("dev accuracy (872 sentences)", f"{full['dev_accuracy']:.4f}",
-         f"{lo['dev_accuracy']:.4f}"),
+        ("dev accuracy (872 sentences), mean ± std over seeds",
+         mean_spread(over["full_dev_accuracy"]), mean_spread(over["lora_dev_accuracy"])),
         ("learning rate", f"{full['learning_rate']:g}", f"{lo['learning_rate']:g}"),
         ("trainable parameters", f"{full['trainable_parameters']:,} "
          f"({full['trainable_percent']}%)",
@@ -228,17 +252,20 @@ def markdown(r: dict, args) -> str:
     ]
     lines = [
         f"Budget: {full['train_rows']:,} training rows (a stratified subset of SST-2 train, "
-        f"seed {args.seed}), {args.epochs} epochs, max_length {MAX_LENGTH}, batch {BATCH}, "
+        f"seed {args.seed}), seeds {', '.join(map(str, r['seeds']))}, {args.epochs} epochs, "
+        f"max_length {MAX_LENGTH}, batch {BATCH}, "
         "mean pooling, AdamW with 10% warm-up and linear decay. LoRA: rank "
         f"{args.rank}, alpha {args.alpha:g}, targets {args.targets}; the encoder frozen, "
         "the factors and the head trained. Learning rates fixed in advance (not tuned on "
-        "dev); dev evaluated once. Each side in its own process.", "",
+        "dev); dev evaluated once per run. Each side in its own process. Rows other than dev "
+        f"accuracy, and the checks below, are the first seed's ({r['seeds'][0]}).", "",
         "Timings were measured under load from other jobs (see the load average above) and "
         "are noisy; the accuracy figures are not affected.", "",
         "| | full fine-tuning | LoRA |", "| --- | --- | --- |",
         *(f"| {name} | {a} | {b} |" for name, a, b in rows), "",
-        f"- LoRA dev accuracy minus full fine-tuning's: {gap:+.2f} points "
-        f"({'within' if gap >= -1.0 else 'NOT within'} 1 point); trainable share "
+        f"- LoRA dev accuracy minus full fine-tuning's: {mean_spread(over['gap_points'], 2)} "
+        f"points ({'within' if gap >= -1.0 else 'NOT within'} 1 point, by the mean); "
+        "trainable share "
         f"{lo['trainable_percent']}% ({'under' if lo['trainable_percent'] < 2 else 'NOT under'} "
         "2%).",
         f"- adapter file (factors + head, .npz): {lo['adapter_bytes']:,} bytes; the whole "
