@@ -48,6 +48,16 @@ def _configure_pretrain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps-per-checkpoint", type=integer(1), default=s.steps_per_checkpoint,
                    help="steps between checkpoints and held-out evaluations (default "
                    "%(default)s)")
+    p.add_argument("--head-warmup-steps", type=integer(0), default=s.head_warmup_steps,
+                   help="first train the heads alone for N steps, the encoder frozen: for a "
+                   "model without pretrained heads (default %(default)s)")
+    p.add_argument("--head-warmup-learning-rate", type=POSITIVE,
+                   default=s.head_warmup_learning_rate,
+                   help="peak learning rate of the head warm-up (default %(default)s)")
+    p.add_argument("--snapshots", action="store_true", default=s.snapshots,
+                   help="also keep the model of every checkpoint as a Hugging Face directory "
+                   "in OUTPUT_DIR/snapshots/step-N, to choose the step count on your own "
+                   "validation data (default: off)")
     p.add_argument("--seed", type=integer(0), default=s.seed,
                    help="seed of the split, packing and masks (default %(default)s)")
     p.add_argument("--output-dir", default=s.output_dir,
@@ -69,7 +79,10 @@ def pretrain_command(args) -> int:
         whole_word=args.whole_word, select_rate=args.select_rate,
         max_predictions=args.max_predictions,
         validation_fraction=args.validation_fraction, max_documents=args.max_documents,
-        steps_per_checkpoint=args.steps_per_checkpoint, seed=args.seed,
+        steps_per_checkpoint=args.steps_per_checkpoint,
+        head_warmup_steps=args.head_warmup_steps,
+        head_warmup_learning_rate=args.head_warmup_learning_rate, snapshots=args.snapshots,
+        seed=args.seed,
         output_dir=args.output_dir, resume=not args.no_resume)
     result = pretrain(settings)
     print(f"\nSaved: {result.output_dir} (Hugging Face directory with the MLM head, "

@@ -1,7 +1,9 @@
 """`pretrain`: continue masked-LM (+ NSP) pretraining of an encoder on raw text, with
 checkpoints and resume, TensorBoard logs, held-out MLM loss and accuracy, and the
 adapted encoder written as a Hugging Face directory (with its heads) and as
-`encoder.keras`.
+`encoder.keras`. Optionally the heads train alone first (`head_warmup_steps`), and
+every checkpoint's model is kept as a Hugging Face directory (`snapshots`) so that
+the step count can be chosen on a downstream validation score.
 
 The output directory is itself a Hugging Face directory once the run ends, so
 `keras-bert-ft train --from DIR` fine-tunes the adapted encoder.
@@ -13,6 +15,8 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,6 +52,9 @@ class PretrainSettings:
     validation_fraction: float = 0.05
     max_documents: int | None = None
     steps_per_checkpoint: int = 200
+    head_warmup_steps: int = 0
+    head_warmup_learning_rate: float = 1e-3
+    snapshots: bool = False
     seed: int = 0
     output_dir: str = "runs/pretrain"
     resume: bool = True
@@ -60,6 +67,7 @@ class PretrainResult:
     validation_before: dict
     validation_after: dict
     heads_loaded: dict
+    validation_after_head_warmup: dict = field(default_factory=dict)
 
 
 def read_corpus(settings: PretrainSettings) -> list[list[str]]:
@@ -133,6 +141,50 @@ def attach_heads(encoder, settings: PretrainSettings):
     return pretrainer, loaded
 
 
+def warm_heads(pretrainer, dataset, settings: PretrainSettings) -> None:
+    """Train the heads alone for `settings.head_warmup_steps` steps.
+
+    The encoder, and with it the word-embedding table the MLM projection shares,
+    stays frozen: a freshly started head's first gradients would otherwise push the
+    encoder in random directions. The trainable flags are put back afterwards (the
+    pooler, for one, stays frozen without NSP); compile the model again before `fit`.
+    """
+    from keras_bert_ft.training.optimizers import create_optimizer
+
+    # Parents come before their children, so restoring in this order is exact.
+    layers = list(pretrainer.encoder._flatten_layers(include_self=True))
+    flags = [layer.trainable for layer in layers]
+    pretrainer.encoder.trainable = False
+    try:
+        pretrainer.compile(optimizer=create_optimizer(
+            settings.head_warmup_learning_rate, settings.head_warmup_steps,
+            warmup_ratio=0.1, weight_decay=settings.weight_decay))
+        pretrainer.fit(dataset, epochs=1, steps_per_epoch=settings.head_warmup_steps,
+                       verbose=settings.verbose)
+    finally:
+        for layer, flag in zip(layers, flags, strict=True):
+            layer.trainable = flag
+
+
+def write_snapshot(pretrainer, tokenizer, out: Path, step: int) -> Path:
+    """The model after `step` steps as a HF directory, `out/snapshots/step-NNNNNN`
+    (written to a temporary folder, then renamed)."""
+    from keras_bert_ft.checkpoints.pretraining_heads import save_hf_pretraining
+
+    final = out / "snapshots" / f"step-{step:06d}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        save_hf_pretraining(pretrainer, str(tmp), _vocab_file(tokenizer))
+        if final.exists():  # the same step again (a resumed run): replace it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
 def _vocab_file(tokenizer) -> str:
     if tokenizer.vocab_file is not None:
         return tokenizer.vocab_file
@@ -178,9 +230,13 @@ def pretrain(settings: PretrainSettings) -> PretrainResult:
     per_epoch = math.ceil(settings.steps / epochs)
     if epochs * per_epoch != settings.steps:
         print(f"Training {epochs * per_epoch} steps: {epochs} checkpoints of {per_epoch}")
-    pretrainer.compile(optimizer=create_optimizer(
-        settings.learning_rate, epochs * per_epoch, warmup_ratio=settings.warmup_ratio,
-        weight_decay=settings.weight_decay))
+
+    def compile_for_training():
+        pretrainer.compile(optimizer=create_optimizer(
+            settings.learning_rate, epochs * per_epoch, warmup_ratio=settings.warmup_ratio,
+            weight_decay=settings.weight_decay))
+
+    compile_for_training()
     initial_epoch = 0
     checkpoint = find_resume_checkpoint(out / "checkpoints") if resumable else None
     if checkpoint is not None:
@@ -204,11 +260,31 @@ def pretrain(settings: PretrainSettings) -> PretrainResult:
         print(f"Held-out MLM before: loss {before['mlm_loss']:.4f}, "
               f"accuracy {before['mlm_accuracy']:.4f}")
 
+    warmed = {}
+    if checkpoint is None and settings.head_warmup_steps > 0:
+        # A resumed run's checkpoint already holds the warmed heads.
+        print(f"Training the heads alone for {settings.head_warmup_steps} steps "
+              f"(encoder frozen, lr {settings.head_warmup_learning_rate:g})")
+        warm_heads(pretrainer, masked_dataset(train, vocab, settings.batch_size, options,
+                                              seed=settings.seed + 3), settings)
+        compile_for_training()
+        if held_ds is not None:
+            warmed = evaluate_mlm(pretrainer, held_ds, held_steps)
+            _write_json(out / "validation_after_head_warmup.json", warmed)
+            print(f"Held-out MLM after the head warm-up: loss {warmed['mlm_loss']:.4f}, "
+                  f"accuracy {warmed['mlm_accuracy']:.4f}")
+    elif (out / "validation_after_head_warmup.json").exists():
+        warmed = json.loads((out / "validation_after_head_warmup.json").read_text())
+
     train_ds = masked_dataset(train, vocab, settings.batch_size, options, seed=settings.seed)
     # On resume, the step counter (and so the masks) continues where it stopped.
     train_ds = train_ds.skip(initial_epoch * per_epoch)
     callbacks = [EpochCheckpoint(out / "checkpoints"),
                  keras.callbacks.TensorBoard(str(out / "logs"), update_freq=50)]
+    if settings.snapshots:
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: write_snapshot(
+                pretrainer, tokenizer, out, (epoch + 1) * per_epoch)))
     if initial_epoch < epochs:
         pretrainer.fit(train_ds, epochs=epochs, steps_per_epoch=per_epoch,
                        initial_epoch=initial_epoch, validation_data=held_ds,
@@ -221,7 +297,7 @@ def pretrain(settings: PretrainSettings) -> PretrainResult:
         _write_json(out / "validation_after.json", after)
     write_outputs(pretrainer, tokenizer, out)
     finish_run(out)
-    return PretrainResult(str(out), before, after, loaded)
+    return PretrainResult(str(out), before, after, loaded, warmed)
 
 
 def write_outputs(pretrainer, tokenizer, out: Path) -> None:

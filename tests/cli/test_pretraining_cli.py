@@ -152,3 +152,26 @@ def test_masks_change_every_epoch_and_repeat_with_the_seed(tmp_path):
         np.testing.assert_array_equal(x, y)
     assert not np.array_equal(a[0], a[1]) and not np.array_equal(a[1], a[2])
     assert not np.array_equal(a[0], first_epochs(6)[0])
+
+
+def test_head_warmup_and_snapshots(tmp_path, tiny_model_dir, capsys):
+    text = write_corpus(tmp_path / "corpus.txt", documents=60)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--text", str(text), "--from", str(tiny_model_dir), "--steps", "4",
+                 "--steps-per-checkpoint", "2", "--batch-size", "4", "--max-length", "32",
+                 "--validation-fraction", "0.2", "--head-warmup-steps", "3", "--snapshots",
+                 "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Training the heads alone for 3 steps" in printed
+    assert "Held-out MLM after the head warm-up" in printed
+    before = json.loads((out / "validation_before.json").read_text())
+    warmed = json.loads((out / "validation_after_head_warmup.json").read_text())
+    assert warmed["mlm_loss"] != before["mlm_loss"]
+    snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snapshots == ["step-000002", "step-000004"]  # nothing partial left behind
+    for name in ("config.json", "model.safetensors", "vocab.txt"):
+        assert (out / "snapshots" / "step-000002" / name).is_file()
+    data = write_csv(tmp_path / "train.csv")
+    assert main(["train", "--train", str(data), "--from", str(out / "snapshots" / "step-000002"),
+                 "--epochs", "1", "--batch-size", "8", "--max-length", "16",
+                 "--output-dir", str(tmp_path / "clf")]) == 0

@@ -155,3 +155,34 @@ def test_fit_lowers_the_mlm_loss(tmp_path):
     inputs, targets = next(iter(ds))
     assert isinstance(inputs["masked_lm_positions"], tf.Tensor)
     assert targets["masked_lm_weights"].shape == (8, 20)
+
+
+def test_head_warmup_trains_the_heads_alone_and_restores_the_flags():
+    from tiny import tiny_encoder
+
+    from keras_bert_ft.pretraining.data import masked_dataset, pack_sequences
+    from keras_bert_ft.pretraining.masking import MaskingVocab
+    from keras_bert_ft.pretraining.model import BertPretrainer
+    from keras_bert_ft.pretraining.run import PretrainSettings, warm_heads
+
+    tok = tiny_tokenizer()
+    examples = pack_sequences([["the cat sat on the mat.", "the dog sat on the log."]] * 16,
+                              tok, max_length=24)
+    ds = masked_dataset(examples, MaskingVocab.from_tokenizer(tok), batch_size=8, seed=1)
+    model = BertPretrainer(tiny_encoder())
+    model.build_with_zeros()
+    layers = list(model.encoder._flatten_layers(include_self=True))
+    flags = [layer.trainable for layer in layers]
+    assert not model.encoder.pooler.trainable and model.encoder.embeddings.trainable
+    encoder_before = [w.copy() for w in model.encoder.get_weights()]
+    head_before = [w.copy() for w in model.mlm_head.get_weights()]
+
+    warm_heads(model, ds, PretrainSettings(head_warmup_steps=3, verbose=0))
+
+    assert all(np.array_equal(a, b) for a, b in zip(encoder_before, model.encoder.get_weights(),
+                                                    strict=True))
+    assert any(not np.array_equal(a, b) for a, b in zip(head_before, model.mlm_head.get_weights(),
+                                                        strict=True))
+    assert [layer.trainable for layer in layers] == flags  # the pooler stays frozen
+    trainable = {id(v) for v in model.trainable_variables}
+    assert id(model.encoder.embeddings.word_embeddings) in trainable
