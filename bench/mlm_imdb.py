@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import data_dir, seed_summary, write_result
+from _common import atomic_write, data_dir, seed_summary, write_result
 
 
 def imdb_dir() -> Path:
@@ -104,8 +104,18 @@ def main() -> int:
         candidates = {"unadapted": "all-minilm-l6-v2"}
         for snap in sorted((Path(result.output_dir) / "snapshots").glob("step-*")):
             candidates[snap.name] = str(snap)
+        # Kept in the work folder, so that a rerun of the same command goes on after an
+        # interruption; other settings start the choice over.
+        key = {k: v for k, v in vars(args).items() if k not in ("out_dir", "seeds")}
+        key["first_seed"] = args.seeds[0]
+        done_file = work / "validation_by_snapshot.json"
+        saved = json.loads(done_file.read_text()) if done_file.exists() else {}
+        done = saved.get("accuracy", {}) if saved.get("settings") == key else {}
         for name, model in candidates.items():
-            selection[name] = fine_tuned(model, args.seeds[0], None)
+            if name not in done:
+                done[name] = fine_tuned(model, args.seeds[0], None)
+                atomic_write(done_file, json.dumps({"settings": key, "accuracy": done}))
+            selection[name] = done[name]
             print(f"validation accuracy, {name}: {selection[name]:.4f}", flush=True)
         chosen = max((n for n in selection if n != "unadapted"), key=selection.get)
         adapted_dir = candidates[chosen]
