@@ -8,6 +8,11 @@ for the same batch: both run the same C++ code.
 
 Elements are `features` or `(features, label)`, where `features` maps
 `input_word_ids`, `input_mask` and `input_type_ids` to int32 `[batch, seq]`.
+
+By default the maps run `MAP_PARALLELISM` calls at once and tf.data's autotuning
+is off, as in `pipeline.py`: its background thread made deleting an iterator (which
+`fit` does after every epoch and evaluation) wait up to seconds (docs/speed.md,
+round 3). Passing `num_parallel_calls=tf.data.AUTOTUNE` leaves autotuning on.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from keras_bert_ft.data.pipeline import MAP_PARALLELISM, without_autotune
 from keras_bert_ft.tokenizers import op
 from keras_bert_ft.tokenizers.options import PackingOptions
 from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
@@ -35,7 +41,7 @@ def tokenize_dataset(
     padding: str = "longest",
     pad_to_multiple_of: int | None = None,
     drop_remainder: bool = False,
-    num_parallel_calls: int = AUTOTUNE,
+    num_parallel_calls: int = MAP_PARALLELISM,
     deterministic: bool | None = None,
 ) -> tf.data.Dataset:
     """Batch and tokenize a dataset of examples with the op, in parallel.
@@ -59,8 +65,13 @@ def tokenize_dataset(
             options=tokenizer.options, packing=packing)
         return (features, batch["label"]) if "label" in batch else features
 
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).map(
-        encode, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    return _fixed_unless_autotuned(dataset.batch(batch_size, drop_remainder=drop_remainder).map(
+        encode, num_parallel_calls=num_parallel_calls, deterministic=deterministic),
+        num_parallel_calls)
+
+
+def _fixed_unless_autotuned(ds: tf.data.Dataset, num_parallel_calls: int) -> tf.data.Dataset:
+    return ds if num_parallel_calls == AUTOTUNE else without_autotune(ds)
 
 
 def from_text_files(
@@ -105,7 +116,8 @@ def from_text_files(
             example["label"] = tf.strings.to_number(parts[label_column], tf.int32)
         return example
 
-    return tokenize_dataset(lines.map(fields, num_parallel_calls=AUTOTUNE), tokenizer, **kwargs)
+    parallel = kwargs.get("num_parallel_calls", MAP_PARALLELISM)
+    return tokenize_dataset(lines.map(fields, num_parallel_calls=parallel), tokenizer, **kwargs)
 
 
 def from_tfrecords(
@@ -118,7 +130,7 @@ def from_tfrecords(
     batch_size: int = 32,
     drop_remainder: bool = False,
     num_parallel_reads: int | None = None,
-    num_parallel_calls: int = AUTOTUNE,
+    num_parallel_calls: int = MAP_PARALLELISM,
     deterministic: bool | None = None,
     **kwargs,
 ) -> tf.data.Dataset:
@@ -148,5 +160,6 @@ def from_tfrecords(
         return features, tf.cast(parsed[label_feature], tf.int32)
 
     records = tf.data.TFRecordDataset(paths, num_parallel_reads=num_parallel_reads)
-    return records.batch(batch_size, drop_remainder=drop_remainder).map(
-        encode, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    return _fixed_unless_autotuned(records.batch(batch_size, drop_remainder=drop_remainder).map(
+        encode, num_parallel_calls=num_parallel_calls, deterministic=deterministic),
+        num_parallel_calls)

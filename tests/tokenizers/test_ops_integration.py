@@ -184,6 +184,7 @@ def test_text_file_pipeline_equals_encode_batch(vocab_file, data_dir):
         assert label.numpy().tolist() == labels[rows:rows + 100]
         rows += len(label)
     assert rows == len(sentences)
+    assert ds.options().autotune.enabled is False  # fixed parallelism (see graph_pipeline)
 
 
 def test_plain_lines_pipeline(vocab_file, tmp_path):
@@ -217,6 +218,15 @@ def test_tfrecord_pipeline_with_pairs(vocab_file, data_dir, tmp_path):
         assert label.numpy().tolist() == [i % 2 for i in range(rows, rows + len(label))]
         rows += len(label)
     assert rows == len(premises)
+    assert ds.options().autotune.enabled is False
+
+
+def test_autotune_stays_on_when_asked_for(vocab_file):
+    tokenizer = WordPieceTokenizer(vocab_file)
+    texts = tf.data.Dataset.from_tensor_slices(["a b", "c"])
+    tuned = graph_pipeline.tokenize_dataset(texts, tokenizer, num_parallel_calls=tf.data.AUTOTUNE)
+    assert tuned.options().autotune.enabled is not False
+    assert graph_pipeline.tokenize_dataset(texts, tokenizer).options().autotune.enabled is False
 
 
 def test_tokenize_dataset_of_dicts_and_list_vocab(tmp_path, monkeypatch):
