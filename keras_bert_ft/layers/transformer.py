@@ -12,6 +12,7 @@ from keras_bert_ft.layers.attention import (
     dense_weights,
     is_quantized,
 )
+from keras_bert_ft.layers.fused import can_fuse, dropout_add_layer_norm, seed_scalar
 from keras_bert_ft.layers.precast import projection_weights
 
 
@@ -99,17 +100,25 @@ class TransformerBlock(keras.layers.Layer):
                 *[(layer, functools.partial(dense_weights, layer, dtype),
                    [layer.kernel, layer.bias]) for layer in (self.intermediate, self.output_dense)]]
 
+    def _add_and_norm(self, rows, x, layer_norm, training):
+        """`layer_norm(rows + dropout(x))`: one fused op while training in float32 where
+        the op library loads (`layers.fused`), TensorFlow's ops otherwise."""
+        if can_fuse(training, layer_norm, x):
+            seed = (seed_scalar(self.dropout_layer.seed_generator) if self.dropout > 0
+                    else tf.constant(0, tf.int64))
+            return dropout_add_layer_norm(rows, x, layer_norm, self.dropout, seed)
+        return layer_norm_2d(rows + self.dropout_layer(x, training=training), layer_norm)
+
     def call(self, x, mask, training=None):
         batch, seq = tf.shape(x)[0], tf.shape(x)[1]
         # Rows (batch * seq, hidden): every dense layer is then a 2-D MatMul + BiasAdd.
         rows = tf.reshape(x, (-1, self.hidden_size))
         bias = attention_bias(mask)
         attended = self.attention.attend_2d(rows, batch, seq, bias, training=training)
-        rows = layer_norm_2d(rows + self.dropout_layer(attended, training=training),
-                             self.attention_layer_norm)
+        rows = self._add_and_norm(rows, attended, self.attention_layer_norm, training)
         h = self.activation(self._dense_2d(rows, self.intermediate))
-        h = self.dropout_layer(self._dense_2d(h, self.output_dense), training=training)
-        rows = layer_norm_2d(rows + h, self.output_layer_norm)
+        h = self._dense_2d(h, self.output_dense)
+        rows = self._add_and_norm(rows, h, self.output_layer_norm, training)
         return tf.reshape(rows, (batch, seq, self.hidden_size))
 
     def compute_output_shape(self, x_shape, mask_shape=None):

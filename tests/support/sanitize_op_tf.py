@@ -86,8 +86,34 @@ def main() -> None:
         batch = (sst2 * 2)[rows:rows + 64]
         np.testing.assert_array_equal(ids.numpy(), tokenizer.encode_batch(batch)["input_word_ids"])
         rows += len(batch)
+    fused_shapes = check_fused_layer_norm(library)
     print(f"sanitize_op_tf: {checked} texts compared, {rows} through a parallel tf.data map, "
-          "bad and empty input: OK")
+          f"bad and empty input: OK; fused LayerNorm on {fused_shapes} shapes: OK")
+
+
+def check_fused_layer_norm(library) -> int:
+    """The fused dropout + residual + LayerNorm op, forward and gradient, on odd shapes
+    (rows not a multiple of its 16-row blocks, width 1) and a refused mismatch."""
+    rng = np.random.default_rng(0)
+    shapes = [(1, 1), (3, 7), (17, 384), (40, 5), (0, 8)]
+    for rows, width in shapes:
+        r, x, dy = (tf.constant(rng.normal(size=(rows, width)).astype(np.float32))
+                    for _ in range(3))
+        gamma, beta = tf.ones([width]), tf.zeros([width])
+        y, mean, rstd, keep = library.kbf_dropout_add_layer_norm(
+            r, x, gamma, beta, tf.constant(5, tf.int64), rate=0.1, epsilon=1e-12)
+        grads = library.kbf_dropout_add_layer_norm_grad(dy, r, x, gamma, keep, mean, rstd,
+                                                        rate=0.1)
+        assert y.shape == (rows, width) and grads[2].shape == (width,)
+        assert np.isfinite(y.numpy()).all() or width == 1
+    try:
+        library.kbf_dropout_add_layer_norm(tf.zeros([4, 3]), tf.zeros([4, 2]), tf.ones([3]),
+                                           tf.zeros([3]), tf.constant(0, tf.int64), rate=0.1,
+                                           epsilon=1e-12)
+        raise AssertionError("no error for mismatched shapes")
+    except (tf.errors.InvalidArgumentError, ValueError) as err:
+        assert "shape" in str(err), err
+    return len(shapes)
 
 
 if __name__ == "__main__":

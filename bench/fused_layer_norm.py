@@ -1,0 +1,76 @@
+"""The fused dropout + residual + LayerNorm training op against TensorFlow's ops, in
+the same process: two copies of the MiniLM classifier, one traced with the fused op
+and one without, `train_on_batch` on the same batch alternated between them.
+
+    python bench/fused_layer_norm.py [--batch 32] [--lengths 12 24 48] [--steps 15]
+
+Writes bench/results/fused_layer_norm.{json,md}. Both models train (their weights
+drift apart a little, which does not change the time of a step); warm-up steps
+(tracing) are excluded. Random token ids, all positions real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from _common import write_result
+from compute_speed import LEARNING_RATE, ours_model
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lengths", type=int, nargs="+", default=[12, 24, 48])
+    p.add_argument("--steps", type=int, default=15)
+    p.add_argument("--warmup", type=int, default=3)
+    a = p.parse_args()
+
+    from keras_bert_ft.layers import fused, transformer
+    from keras_bert_ft.training import create_optimizer
+
+    if fused.fused_library() is None:
+        raise SystemExit("the op library is not built: nothing to compare")
+    real = transformer.can_fuse
+    rng = np.random.default_rng(0)
+    rows = []
+    for length in a.lengths:
+        x = {"input_word_ids": rng.integers(1000, 20000, (a.batch, length)).astype(np.int32),
+             "input_mask": np.ones((a.batch, length), np.int32),
+             "input_type_ids": np.zeros((a.batch, length), np.int32)}  # fmt: skip
+        y = rng.integers(0, 2, a.batch).astype(np.int32)
+        models = {}
+        for name in ("tensorflow_ops", "fused"):
+            model = ours_model("float32")
+            model.compile(optimizer=create_optimizer(LEARNING_RATE, 1000),
+                          loss=model.default_loss())
+            # The choice is made when the step is traced, during the warm-up.
+            transformer.can_fuse = real if name == "fused" else (lambda *args: False)
+            for _ in range(a.warmup):
+                model.train_on_batch(x, y)
+            models[name] = model
+        transformer.can_fuse = real
+        times = {name: [] for name in models}
+        for _ in range(a.steps):
+            for name, model in models.items():
+                start = time.perf_counter()
+                model.train_on_batch(x, y)
+                times[name].append(time.perf_counter() - start)
+        ms = {name: 1000 * statistics.median(t) for name, t in times.items()}
+        rows.append({"batch": a.batch, "length": length, "ms": ms,
+                     "speedup": ms["tensorflow_ops"] / ms["fused"]})  # fmt: skip
+        print(rows[-1], flush=True)
+    lines = ["| batch x length | TF ops (ms/step) | fused (ms/step) | speed-up |",
+             "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {r['batch']} x {r['length']} | {r['ms']['tensorflow_ops']:.1f} | "
+              f"{r['ms']['fused']:.1f} | {r['speedup']:.3f}x |" for r in rows]
+    md = ("`train_on_batch` of all-MiniLM-L6-v2 + classification head, float32, median of "
+          f"{a.steps} alternated steps after {a.warmup} warm-up steps.\n\n" + "\n".join(lines))
+    write_result("fused_layer_norm", {"rows": rows, "steps": a.steps}, md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

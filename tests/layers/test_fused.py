@@ -1,0 +1,131 @@
+"""The fused dropout + residual + LayerNorm training op (`layers.fused`): equal to
+TensorFlow's ops with the same mask, forward and backward; the dropout rate and seeds;
+bad inputs; and where `TransformerBlock` uses it (training in float32 only)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_bert_ft.layers import TransformerBlock, fused
+from keras_bert_ft.layers.transformer import layer_norm_2d
+
+if fused.fused_library() is None:
+    pytest.skip("the op library is not built", allow_module_level=True)
+LIB = fused.fused_library()
+
+
+def inputs(rows=70, width=48, seed=0):
+    rng = np.random.default_rng(seed)
+    residual, x, dy = (tf.constant(rng.normal(size=(rows, width)).astype(np.float32))
+                       for _ in range(3))  # fmt: skip
+    norm = keras.layers.LayerNormalization(epsilon=1e-12)
+    norm.build((None, width))
+    norm.gamma.assign(rng.normal(1, 0.2, width).astype(np.float32))
+    norm.beta.assign(rng.normal(0, 0.2, width).astype(np.float32))
+    return residual, x, dy, norm
+
+
+def fused_outputs(residual, x, norm, rate, seed):
+    return LIB.kbf_dropout_add_layer_norm(residual, x, norm.gamma, norm.beta,
+                                          tf.constant(seed, tf.int64), rate=rate,
+                                          epsilon=norm.epsilon)  # fmt: skip
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5])
+def test_equals_tensorflow_ops_with_the_same_mask_forward_and_backward(rate):
+    residual, x, dy, norm = inputs()
+    keep = tf.cast(fused_outputs(residual, x, norm, rate, 7)[3], tf.float32)
+    if rate == 0:
+        assert np.all(keep.numpy() == 1)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([residual, x])
+        ours = fused.dropout_add_layer_norm(residual, x, norm, rate, tf.constant(7, tf.int64))
+        theirs = layer_norm_2d(residual + x * keep / (1 - rate), norm)
+        loss_ours, loss_theirs = tf.reduce_sum(ours * dy), tf.reduce_sum(theirs * dy)
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+    wrt = [residual, x, norm.gamma, norm.beta]
+    for a, b in zip(tape.gradient(loss_ours, wrt), tape.gradient(loss_theirs, wrt), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_dropout_rate_seeds_and_repeatability():
+    residual, x, _, norm = inputs(rows=2000, width=500)  # 1,000,000 elements
+    keep = fused_outputs(residual, x, norm, 0.1, 3)[3].numpy()
+    assert abs(keep.mean() - 0.9) < 0.005
+    assert np.array_equal(keep, fused_outputs(residual, x, norm, 0.1, 3)[3].numpy())
+    assert (keep != fused_outputs(residual, x, norm, 0.1, 4)[3].numpy()).mean() > 0.1
+    # The backward's gamma/beta sums are taken in a fixed order: bit-identical reruns.
+    _, mean, rstd, kept = fused_outputs(residual, x, norm, 0.1, 3)
+    dy = tf.ones_like(residual)
+    grads = [LIB.kbf_dropout_add_layer_norm_grad(dy, residual, x, norm.gamma, kept, mean, rstd,
+                                                 rate=0.1)[2].numpy() for _ in range(2)]
+    assert np.array_equal(grads[0], grads[1])
+
+
+def test_bad_inputs_are_refused_with_the_reason():
+    residual, x, _, norm = inputs()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="x must have residual's shape"):
+        fused_outputs(residual, x[:, :10], norm, 0.1, 0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="rate must be in"):
+        fused_outputs(residual, x, norm, 1.0, 0)
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="gamma and beta|rank"):
+        LIB.kbf_dropout_add_layer_norm(residual, x, norm.gamma[:5], norm.beta[:5],
+                                       tf.constant(0, tf.int64), rate=0.1, epsilon=1e-12)
+    outputs = fused_outputs(residual, x, norm, 0.1, 0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="mean and rstd"):
+        LIB.kbf_dropout_add_layer_norm_grad(residual, residual, x, norm.gamma, outputs[3],
+                                            outputs[1][:3], outputs[2], rate=0.1)
+
+
+def block_ops(block, training, x, mask):
+    graph = tf.function(lambda: block(x, mask, training=training)).get_concrete_function().graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_transformer_block_fuses_only_while_training_in_float32():
+    block = TransformerBlock(32, 2, 64, dropout=0.1, attention_dropout=0.0)
+    x, mask = tf.random.normal((2, 5, 32)), tf.ones((2, 5), tf.int32)
+    assert "KbfDropoutAddLayerNorm" in block_ops(block, True, x, mask)
+    assert "KbfDropoutAddLayerNorm" not in block_ops(block, False, x, mask)
+    bf16 = TransformerBlock(32, 2, 64, dtype="mixed_bfloat16")
+    assert "KbfDropoutAddLayerNorm" not in block_ops(bf16, True, tf.cast(x, tf.bfloat16), mask)
+    # XLA cannot compile the library's ops: a jit-compiled training step keeps TF's.
+    xla = tf.function(lambda: block(x, mask, training=True), jit_compile=True)
+    assert "KbfDropoutAddLayerNorm" not in {
+        op.type for op in xla.get_concrete_function().graph.get_operations()}
+    assert xla().shape == (2, 5, 32)
+
+
+def test_transformer_block_gradients_match_the_unfused_block(monkeypatch):
+    # Without dropout both paths compute the same function: compare their gradients.
+    keras.utils.set_random_seed(0)
+    block = TransformerBlock(32, 2, 64, dropout=0.0, attention_dropout=0.0)
+    x, mask = tf.random.normal((3, 6, 32)), tf.constant([[1] * 6, [1] * 4 + [0] * 2, [1] * 6])
+
+    def grads():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(block(x, mask, training=True)))
+        return tape.gradient(loss, block.trainable_variables)
+
+    assert "KbfDropoutAddLayerNorm" in block_ops(block, True, x, mask)
+    fused_grads = grads()
+    monkeypatch.setattr("keras_bert_ft.layers.transformer.can_fuse", lambda *a: False)
+    assert "KbfDropoutAddLayerNorm" not in block_ops(block, True, x, mask)
+    for a, b in zip(fused_grads, grads(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_training_repeats_with_the_same_keras_seed():
+    block = TransformerBlock(32, 2, 64, dropout=0.3)
+    x, mask = tf.random.normal((2, 5, 32)), tf.ones((2, 5), tf.int32)
+    runs = []
+    for _ in range(2):
+        keras.utils.set_random_seed(11)
+        fresh = TransformerBlock(32, 2, 64, dropout=0.3)
+        fresh.set_weights(block.get_weights())
+        runs.append(fresh(x, mask, training=True).numpy())
+    assert np.array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], block(x, mask, training=False).numpy())
