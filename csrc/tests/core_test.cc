@@ -12,18 +12,9 @@
 #include "core/packing.h"
 #include "core/utf8.h"
 #include "core/wordpiece.h"
+#include "tests/check.h"
 
 namespace {
-
-int failures = 0;
-
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                     \
-    }                                                                 \
-  } while (0)
 
 std::vector<std::string> SmallVocab() {
   return {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "un", "##aff",
@@ -189,8 +180,8 @@ int main(int argc, char** argv) {
     TestRandomInput(kbf::Tokenizer(ReadVocab(argv[1]), kbf::TokenizerOptions{}), 3000);
     TestRandomInput(kbf::Tokenizer(ReadVocab(argv[1]), cased), 1000);
   }
-  if (failures) {
-    std::fprintf(stderr, "%d failed, 0 passed\n", failures);
+  if (kbf_test::failures) {
+    std::fprintf(stderr, "%d failed, 0 passed\n", kbf_test::failures.load());
     return 1;
   }
   std::printf("core_test: all checks passed\n");

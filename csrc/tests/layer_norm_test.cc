@@ -10,18 +10,9 @@
 #include <vector>
 
 #include "core/layer_norm.h"
+#include "tests/check.h"
 
 namespace {
-
-int failures = 0;
-
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
 
 struct Case {
   int64_t rows, width;
@@ -137,6 +128,6 @@ int main() {
   int64_t kept = 0;
   for (uint64_t i = 0; i < 1000000; ++i) kept += kbf::DropoutKeeps(42, i, threshold);
   CHECK(std::fabs(static_cast<double>(kept) / 1e6 - 0.9) < 0.005);
-  if (failures == 0) std::printf("layer_norm_test: all checks passed\n");
-  return failures == 0 ? 0 : 1;
+  if (kbf_test::failures == 0) std::printf("layer_norm_test: all checks passed\n");
+  return kbf_test::failures == 0 ? 0 : 1;
 }

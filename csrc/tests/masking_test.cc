@@ -8,18 +8,9 @@
 #include <vector>
 
 #include "core/masking.h"
+#include "tests/check.h"
 
 namespace {
-
-int failures = 0;
-
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
 
 // Vocabulary: 0 [PAD], 1 [CLS], 2 [SEP], 3 [MASK] special; 4..49 words; 50..59 "##" pieces.
 std::vector<int32_t> Kinds() {
@@ -116,6 +107,6 @@ void TestRefusals() {
 int main() {
   TestRandomBatches();
   TestRefusals();
-  if (failures == 0) std::printf("masking_test: all checks passed\n");
-  return failures == 0 ? 0 : 1;
+  if (kbf_test::failures == 0) std::printf("masking_test: all checks passed\n");
+  return kbf_test::failures == 0 ? 0 : 1;
 }

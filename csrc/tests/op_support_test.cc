@@ -14,18 +14,9 @@
 
 #include "core/op_support.h"
 #include "core/packing.h"
+#include "tests/check.h"
 
 namespace {
-
-int failures = 0;
-
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                      \
-    }                                                                  \
-  } while (0)
 
 const char kVocab[] =
     "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\nmovie\nis\ngood\nbad\n##s\n##ing\nrun\n"
@@ -241,8 +232,8 @@ int main() {
   TestCacheErrors();
   TestErrorMessages();
   TestConcurrentCacheAndEncoding();
-  if (failures) {
-    std::fprintf(stderr, "%d check(s) failed\n", failures);
+  if (kbf_test::failures) {
+    std::fprintf(stderr, "%d check(s) failed\n", kbf_test::failures.load());
     return 1;
   }
   std::printf("op_support_test: all checks passed\n");
