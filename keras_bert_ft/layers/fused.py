@@ -3,12 +3,14 @@ LayerNorm in one pass each way (`KbfDropoutAddLayerNorm`, C++ in csrc/core/layer
 
 TensorFlow runs that sequence as about a dozen small ops forward and as many backward;
 the fused op reads and writes each row once (docs/speed.md, round 4). It is used only
-while training in float32, outside XLA, and only where the op library loads:
+while training in float32 on the CPU, outside XLA, and only where the op library loads:
 inference, every export, mixed precision and `jit_compile` keep TensorFlow's own
 ops, so a served model needs nothing beyond stock TensorFlow.
 """
 
 from __future__ import annotations
+
+import functools
 
 import keras
 import tensorflow as tf
@@ -55,10 +57,18 @@ def in_xla_function() -> bool:
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
+@functools.cache
+def accelerator_visible() -> bool:
+    """Whether TensorFlow sees a GPU (or TPU): the ops have CPU kernels only, and placing
+    them on the CPU in the middle of a GPU step would copy every activation twice."""
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
 def can_fuse(training, layer_norm: keras.layers.LayerNormalization, x: tf.Tensor) -> bool:
     """Whether `dropout_add_layer_norm` may replace TF's ops for this call."""
     return (bool(training) and x.dtype == tf.float32 and layer_norm.compute_dtype == "float32"
-            and fused_library() is not None and not in_xla_function())
+            and fused_library() is not None and not in_xla_function()
+            and not accelerator_visible())
 
 
 def dropout_add_layer_norm(residual: tf.Tensor, x: tf.Tensor,

@@ -99,6 +99,13 @@ def test_transformer_block_fuses_only_while_training_in_float32():
     assert xla().shape == (2, 5, 32)
 
 
+def test_not_fused_where_an_accelerator_is_visible(monkeypatch):
+    block = TransformerBlock(32, 2, 64, dropout=0.1)
+    x, mask = tf.random.normal((2, 5, 32)), tf.ones((2, 5), tf.int32)
+    monkeypatch.setattr(fused, "accelerator_visible", lambda: True)
+    assert "KbfDropoutAddLayerNorm" not in block_ops(block, True, x, mask)
+
+
 def test_transformer_block_gradients_match_the_unfused_block(monkeypatch):
     # Without dropout both paths compute the same function: compare their gradients.
     keras.utils.set_random_seed(0)
