@@ -157,18 +157,24 @@ def test_masks_change_every_epoch_and_repeat_with_the_seed(tmp_path):
 def test_head_warmup_and_snapshots(tmp_path, tiny_model_dir, capsys):
     text = write_corpus(tmp_path / "corpus.txt", documents=60)
     out = tmp_path / "run"
-    assert main(["pretrain", "--text", str(text), "--from", str(tiny_model_dir), "--steps", "4",
-                 "--steps-per-checkpoint", "2", "--batch-size", "4", "--max-length", "32",
-                 "--validation-fraction", "0.2", "--head-warmup-steps", "3", "--snapshots",
-                 "--output-dir", str(out)]) == 0
+    args = ["pretrain", "--text", str(text), "--from", str(tiny_model_dir), "--steps", "4",
+            "--steps-per-checkpoint", "2", "--batch-size", "4", "--max-length", "32",
+            "--validation-fraction", "0.2", "--head-warmup-steps", "3", "--snapshots",
+            "--output-dir", str(out)]
+    assert main(args) == 0
     printed = capsys.readouterr().out
     assert "Training the heads alone for 3 steps" in printed
     assert "Held-out MLM after the head warm-up" in printed
+    # Resumed with more steps: the checkpoint holds the warmed heads, no second warm-up.
+    assert main([*args[:6], "6", *args[7:]]) == 0
+    printed = capsys.readouterr().out
+    assert "Resuming from" in printed and "Training the heads alone" not in printed
+    assert (out / "snapshots" / "step-000006").is_dir()
     before = json.loads((out / "validation_before.json").read_text())
     warmed = json.loads((out / "validation_after_head_warmup.json").read_text())
     assert warmed["mlm_loss"] != before["mlm_loss"]
     snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
-    assert snapshots == ["step-000002", "step-000004"]  # nothing partial left behind
+    assert snapshots == ["step-000002", "step-000004", "step-000006"]  # nothing partial
     for name in ("config.json", "model.safetensors", "vocab.txt"):
         assert (out / "snapshots" / "step-000002" / name).is_file()
     data = write_csv(tmp_path / "train.csv")
