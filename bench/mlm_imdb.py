@@ -9,7 +9,8 @@ Writes bench/results/mlm_imdb.json and .md. The budget (steps, documents, length
 epochs) is in the result. Nothing is chosen by its test score: the settings are
 fixed before the run. With --select-on-validation the MLM step count is chosen
 among the checkpoints (kept as snapshots) by the validation accuracy of a model
-fine-tuned from each with the first seed; only the chosen one is tested.
+fine-tuned from each with the first seed; only the chosen one is tested. Finished
+fine-tunings are kept in the work folder: the same command resumes after an interruption.
 --head-warmup-steps trains the fresh MLM head alone first (encoder frozen).
 """
 
@@ -164,12 +165,22 @@ def main() -> int:
         write_result("mlm_imdb", payload, md, out_dir=args.out_dir)
         print(json.dumps(payload, indent=2), flush=True)
 
+    # Each finished test run is kept in the work folder too (keyed by the settings and
+    # the model chosen), so that a rerun of the same command does only what is left.
+    test_key = {k: v for k, v in vars(args).items() if k != "out_dir"}
+    test_key["adapted_model"] = adapted_dir
+    test_file = work / "test_runs.json"
+    saved = json.loads(test_file.read_text()) if test_file.exists() else {}
+    finished = saved.get("accuracy", {}) if saved.get("settings") == test_key else {}
     for i, seed in enumerate(args.seeds):
         for name, model in (("unadapted", "all-minilm-l6-v2"), ("adapted", adapted_dir)):
             t0 = time.time()
-            accuracy = fine_tuned(model, seed, test)
-            runs[name].append(accuracy)
-            print(f"seed {seed} {name}: test accuracy {accuracy:.4f} "
+            run = f"{name}/{seed}"
+            if run not in finished:
+                finished[run] = fine_tuned(model, seed, test)
+                atomic_write(test_file, json.dumps({"settings": test_key, "accuracy": finished}))
+            runs[name].append(finished[run])
+            print(f"seed {seed} {name}: test accuracy {finished[run]:.4f} "
                   f"({time.time() - t0:.0f}s)", flush=True)
         report(args.seeds[:i + 1])
     return 0
