@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "core/splitmix64.h"
+
 namespace kbf {
 
 uint64_t DropoutThreshold(float rate) {
@@ -11,12 +13,8 @@ uint64_t DropoutThreshold(float rate) {
 }
 
 bool DropoutKeeps(uint64_t seed, uint64_t index, uint64_t threshold) {
-  // SplitMix64's output function on a counter: one hash per element, any order.
-  uint64_t z = seed + (index + 1) * 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return (z >> 32) >= threshold;
+  // SplitMix64 as a counter hash: one draw per element, in any order.
+  return (SplitMix64(seed + index * 0x9E3779B97F4A7C15ULL).Next() >> 32) >= threshold;
 }
 
 namespace {

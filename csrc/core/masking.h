@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/splitmix64.h"
+
 namespace kbf {
 
 // What each vocabulary id is, for masking.
@@ -34,25 +36,6 @@ struct MaskingOutputs {
   int32_t* positions;    // [batch, max_predictions]: chosen positions, ascending, then 0
   int32_t* labels;       // [batch, max_predictions]: original ids there, then 0
   float* weights;        // [batch, max_predictions]: 1 for a prediction, 0 for filler
-};
-
-// A 64-bit generator (SplitMix64): tiny, fast, and the same on every platform.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t state) : state_(state) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, 1) with 53 bits.
-  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
-  // Uniform in [0, n) for n > 0 (the modulo bias is below 2^-40 for n < 2^24).
-  uint64_t Below(uint64_t n) { return Next() % n; }
-
- private:
-  uint64_t state_;
 };
 
 // Checks the options and the vocabulary kinds; returns an error message or "".

@@ -17,26 +17,20 @@ import tensorflow as tf
 
 from keras_bert_ft.errors import OpLibraryError
 
-_library = None
-_checked = False
 
-
+@functools.cache
 def fused_library():
-    """The op library when it loads (its gradient registered once), else None."""
-    global _library, _checked
-    if not _checked:
-        _checked = True
-        try:
-            from keras_bert_ft.tokenizers.op import _library as library
-        except OpLibraryError:
-            return None
-        tf.RegisterGradient("KbfDropoutAddLayerNorm")(_dropout_add_layer_norm_grad)
-        _library = library
-    return _library
+    """The op library when it loads (its gradient registered, once), else None."""
+    try:
+        from keras_bert_ft.tokenizers.op import _library as library
+    except OpLibraryError:
+        return None
+    tf.RegisterGradient("KbfDropoutAddLayerNorm")(_dropout_add_layer_norm_grad)
+    return library
 
 
 def _dropout_add_layer_norm_grad(op, dy, _mean, _rstd, _keep):
-    d_residual, dx, dgamma, dbeta = _library.kbf_dropout_add_layer_norm_grad(
+    d_residual, dx, dgamma, dbeta = fused_library().kbf_dropout_add_layer_norm_grad(
         dy, op.inputs[0], op.inputs[1], op.inputs[2], op.outputs[3], op.outputs[1],
         op.outputs[2], rate=op.get_attr("rate"))
     return d_residual, dx, dgamma, dbeta, None
@@ -79,6 +73,6 @@ def dropout_add_layer_norm(residual: tf.Tensor, x: tf.Tensor,
     The dropout mask is drawn from `seed` (an int64 scalar) and the element's position.
     Call it only where `can_fuse` says so.
     """
-    return _library.kbf_dropout_add_layer_norm(
+    return fused_library().kbf_dropout_add_layer_norm(
         residual, x, tf.convert_to_tensor(layer_norm.gamma), tf.convert_to_tensor(layer_norm.beta),
         seed, rate=float(rate), epsilon=float(layer_norm.epsilon))[0]

@@ -260,7 +260,7 @@ def pretrain(settings: PretrainSettings) -> PretrainResult:
         print(f"Held-out MLM before: loss {before['mlm_loss']:.4f}, "
               f"accuracy {before['mlm_accuracy']:.4f}")
 
-    warmed = {}
+    warmed, warmed_file = {}, out / "validation_after_head_warmup.json"
     if checkpoint is None and settings.head_warmup_steps > 0:
         # A resumed run's checkpoint already holds the warmed heads.
         print(f"Training the heads alone for {settings.head_warmup_steps} steps "
@@ -270,11 +270,11 @@ def pretrain(settings: PretrainSettings) -> PretrainResult:
         compile_for_training()
         if held_ds is not None:
             warmed = evaluate_mlm(pretrainer, held_ds, held_steps)
-            _write_json(out / "validation_after_head_warmup.json", warmed)
+            _write_json(warmed_file, warmed)
             print(f"Held-out MLM after the head warm-up: loss {warmed['mlm_loss']:.4f}, "
                   f"accuracy {warmed['mlm_accuracy']:.4f}")
-    elif (out / "validation_after_head_warmup.json").exists():
-        warmed = json.loads((out / "validation_after_head_warmup.json").read_text())
+    elif warmed_file.exists():
+        warmed = json.loads(warmed_file.read_text())
 
     train_ds = masked_dataset(train, vocab, settings.batch_size, options, seed=settings.seed)
     # On resume, the step counter (and so the masks) continues where it stopped.
