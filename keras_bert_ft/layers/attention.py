@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_bert_ft.layers.padding import RealTokens, pack, unpack
 from keras_bert_ft.layers.precast import projection_weights
 
 
@@ -78,11 +79,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         # `attend_2d` is called directly by the block, never through `__call__`.
         self.built = True
 
-    def attend_2d(self, x, batch, seq, bias, training=None):
+    def attend_2d(self, x, batch, seq, bias, training=None, tokens: RealTokens | None = None):
         """Self-attention over rows `x` (batch * seq, hidden); returns the same shape.
 
         `bias` comes from `attention_bias`. All projections are 2-D MatMul +
         BiasAdd, which TensorFlow's oneDNN graph rewrite fuses into one kernel.
+        With `tokens` (`layers.padding`), `x` holds only the real tokens' rows: the
+        projections run on them alone and only the scores see the padded layout.
         """
         dtype = self.compute_dtype
         if is_quantized(self.query, self.key, self.value):
@@ -91,6 +94,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         else:
             kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
             qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias_qkv)
+        if tokens is not None:
+            qkv = unpack(qkv, tokens)
         # (batch, seq, 3, heads, head) -> (3, batch, heads, seq, head): one copy for all three.
         qkv = tf.transpose(
             tf.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size)), (2, 0, 3, 1, 4))
@@ -106,6 +111,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         probs = self.dropout_layer(probs, training=training)
         context = tf.matmul(probs, v)  # (batch, heads, seq, head)
         context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size))
+        if tokens is not None:
+            context = pack(context, tokens)
         if is_quantized(self.output_dense):
             return self.output_dense(context)
         kernel, bias_out = projection_weights(self.output_dense, dtype,

@@ -12,7 +12,13 @@ from keras_bert_ft.layers.attention import (
     dense_weights,
     is_quantized,
 )
-from keras_bert_ft.layers.fused import can_fuse, dropout_add_layer_norm, seed_scalar
+from keras_bert_ft.layers.fused import (
+    can_fuse,
+    dropout_add_layer_norm,
+    in_xla_function,
+    seed_scalar,
+)
+from keras_bert_ft.layers.padding import pack, real_tokens, unpack, worth_packing
 from keras_bert_ft.layers.precast import projection_weights
 
 
@@ -109,16 +115,31 @@ class TransformerBlock(keras.layers.Layer):
             return dropout_add_layer_norm(rows, x, layer_norm, self.dropout, seed)
         return layer_norm_2d(rows + self.dropout_layer(x, training=training), layer_norm)
 
+    def _block_2d(self, rows, batch, seq, bias, training, tokens=None):
+        """The block over rows (all batch * seq of them, or the real tokens' with `tokens`)."""
+        attended = self.attention.attend_2d(rows, batch, seq, bias, training=training,
+                                            tokens=tokens)
+        rows = self._add_and_norm(rows, attended, self.attention_layer_norm, training)
+        h = self.activation(self._dense_2d(rows, self.intermediate))
+        h = self._dense_2d(h, self.output_dense)
+        return self._add_and_norm(rows, h, self.output_layer_norm, training)
+
     def call(self, x, mask, training=None):
         batch, seq = tf.shape(x)[0], tf.shape(x)[1]
         # Rows (batch * seq, hidden): every dense layer is then a 2-D MatMul + BiasAdd.
         rows = tf.reshape(x, (-1, self.hidden_size))
         bias = attention_bias(mask)
-        attended = self.attention.attend_2d(rows, batch, seq, bias, training=training)
-        rows = self._add_and_norm(rows, attended, self.attention_layer_norm, training)
-        h = self.activation(self._dense_2d(rows, self.intermediate))
-        h = self._dense_2d(h, self.output_dense)
-        rows = self._add_and_norm(rows, h, self.output_layer_norm, training)
+
+        def padded():
+            return self._block_2d(rows, batch, seq, bias, training)
+
+        def packed():
+            tokens = real_tokens(mask)
+            return unpack(self._block_2d(pack(rows, tokens), batch, seq, bias, training,
+                                         tokens), tokens)
+
+        # XLA needs static shapes, which the real-token count is not.
+        rows = padded() if in_xla_function() else tf.cond(worth_packing(mask), packed, padded)
         return tf.reshape(rows, (batch, seq, self.hidden_size))
 
     def compute_output_shape(self, x_shape, mask_shape=None):

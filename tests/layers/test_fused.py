@@ -81,8 +81,11 @@ def test_bad_inputs_are_refused_with_the_reason():
 
 
 def block_ops(block, training, x, mask):
+    """Every op type of the traced call, those inside its branch functions included."""
     graph = tf.function(lambda: block(x, mask, training=training)).get_concrete_function().graph
-    return {op.type for op in graph.get_operations()}
+    graph_def = graph.as_graph_def()
+    return {node.op for node in graph_def.node} | {
+        node.op for f in graph_def.library.function for node in f.node_def}
 
 
 def test_transformer_block_fuses_only_while_training_in_float32():
