@@ -16,9 +16,9 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-# Pack when at least this fraction of the batch's positions is padding (break-even
-# measured between 7 % and 25 %; docs/speed.md, round 5).
-MIN_PADDING_FRACTION = 0.25
+# Pack when at least this fraction of the batch's positions is padding (packing broke
+# even at about 10 % on MiniLM; docs/speed.md, round 5).
+MIN_PADDING_FRACTION = 0.15
 
 
 class RealTokens(NamedTuple):

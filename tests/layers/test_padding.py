@@ -29,12 +29,12 @@ def test_real_tokens_pack_and_unpack():
     assert not padding.unpack(padding.pack(rows[:6], empty), empty).numpy().any()
 
 
-def test_worth_packing_from_a_quarter_of_padding():
+def test_worth_packing_from_15_percent_of_padding():
     assert not padding.worth_packing(tf.ones((4, 4), tf.int32))
-    three_pads = tf.constant([[1, 1, 1, 1]] * 3 + [[1, 0, 0, 0]])  # 3 of 16
-    assert not padding.worth_packing(three_pads)
-    four_pads = tf.constant([[1, 1, 1, 1]] * 3 + [[0, 0, 0, 0]])  # 4 of 16
-    assert padding.worth_packing(four_pads)
+    two_pads = tf.constant([[1, 1, 1, 1]] * 3 + [[1, 1, 0, 0]])  # 2 of 16 = 12.5 %
+    assert not padding.worth_packing(two_pads)
+    three_pads = tf.constant([[1, 1, 1, 1]] * 3 + [[1, 0, 0, 0]])  # 3 of 16 = 18.75 %
+    assert padding.worth_packing(three_pads)
     assert padding.worth_packing(MASK)  # 5 of 12
 
 
