@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from graph_ops import traced_op_types
 
 from keras_bert_ft.layers import TransformerBlock, fused
 from keras_bert_ft.layers.transformer import layer_norm_2d
@@ -82,10 +83,7 @@ def test_bad_inputs_are_refused_with_the_reason():
 
 def block_ops(block, training, x, mask):
     """Every op type of the traced call, those inside its branch functions included."""
-    graph = tf.function(lambda: block(x, mask, training=training)).get_concrete_function().graph
-    graph_def = graph.as_graph_def()
-    return {node.op for node in graph_def.node} | {
-        node.op for f in graph_def.library.function for node in f.node_def}
+    return traced_op_types(tf.function(lambda: block(x, mask, training=training)))
 
 
 def test_transformer_block_fuses_only_while_training_in_float32():
