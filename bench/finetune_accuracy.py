@@ -9,6 +9,11 @@ rows each time) and writes bench/results/finetune_<task>.json and .md: the exact
 command line, wall time, training examples/s, every target metric as mean ± sample
 standard deviation over the seeds (and its range), whether the mean met the
 target, and the full report of the first seed.
+
+With --save-dir, a seed whose folder already holds checkpoints of this run resumes
+from the newest one (the package's own resume), so an interrupted benchmark loses at
+most an epoch; the result then says which seeds resumed from which epoch, and the
+examples/s covers only the training done in this process.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from _common import RESULTS_DIR, mean_spread, seed_summary, write_result
 
@@ -37,6 +43,16 @@ def metric(report: dict, name: str) -> float:
     if name.startswith("f1:"):
         return report["per_class"][name[3:]]["f1"]
     return report[name]
+
+
+def resumed_epoch(output_dir: str | None) -> int:
+    """The epoch a run into `output_dir` resumes from (0 when it starts fresh)."""
+    from keras_bert_ft.training.checkpointing import find_resume_checkpoint, read_state
+
+    if not output_dir:
+        return 0
+    latest = find_resume_checkpoint(Path(output_dir) / "checkpoints")
+    return int(read_state(latest)["epoch"]) if latest is not None else 0
 
 
 def main() -> int:
@@ -83,7 +99,7 @@ def main() -> int:
         p.error(f"--seeds must be at least 1, got {args.seeds}")
     seeds = list(range(args.seed, args.seed + args.seeds))
     start = time.perf_counter()
-    runs = []
+    runs, resumed = [], {}
     for seed in seeds:
         settings.seed = seed
         if args.save_dir:
@@ -91,6 +107,8 @@ def main() -> int:
             # load DIR/model.keras as their teacher); the others beside it.
             settings.output_dir = (args.save_dir if seed == seeds[0]
                                    else f"{args.save_dir.rstrip('/')}-seed{seed}")
+            if epoch := resumed_epoch(settings.output_dir):
+                resumed[seed] = epoch
         runs.append(finetune(train, splits.get(va) if va else None,
                              splits.get(te) if te else None, settings))  # fmt: skip
     wall = time.perf_counter() - start
@@ -111,6 +129,7 @@ def main() -> int:
         "train_examples_per_second": round(
             sum(r.train_examples_seen for r in runs) / train_seconds, 2),
         "seeds": seeds,
+        "resumed_from_epoch": resumed,
         "over_seeds": summaries,
         "evaluated_on": f"{name}/{te or va}",
         "targets": checks,
@@ -120,6 +139,9 @@ def main() -> int:
     lines = [f"- seeds: {', '.join(map(str, seeds))} (the same training rows for each)",
              f"- wall time: {wall:.0f} s (training {train_seconds:.0f} s, "
              f"{record['train_examples_per_second']} examples/s)",
+             *(f"- seed {seed}: resumed from the epoch-{epoch} checkpoint an earlier process "
+               f"wrote, {max(settings.epochs - epoch, 0)} epoch(s) trained in this one (the "
+               f"wall time and examples/s cover only those)" for seed, epoch in resumed.items()),
              f"- train examples: {len(train):,}; evaluated on {record['evaluated_on']} "
              f"({report['num_examples']:,} examples)",
              *(f"- {m}: {mean_spread(c['over_seeds'])}, mean ± sample std over seeds "
