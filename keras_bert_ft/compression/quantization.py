@@ -30,6 +30,7 @@ from tensorflow.python.framework.convert_to_constants import (
 
 from keras_bert_ft.infra import atomic_write
 from keras_bert_ft.layers.encoder import INPUT_NAMES
+from keras_bert_ft.layers.padding import padded_layout_only
 
 TFLITE_MODES = ("float32", "dynamic", "full_int8")
 
@@ -66,7 +67,8 @@ def convert_to_tflite(model: keras.Model, mode: str = "dynamic", *, seq_length: 
 
     # Fold the weights into constants first: left as resource variables they
     # stay READ_VARIABLE ops with no values in the flatbuffer.
-    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+    with padded_layout_only():
+        frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     if mode != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -12,13 +12,42 @@ meaning on either path and every consumer masks them.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import tensorflow as tf
 
+from keras_bert_ft.layers.fused import in_xla_function
+
 # Pack when at least this fraction of the batch's positions is padding (packing broke
 # even at about 10 % on MiniLM; docs/speed.md, round 5).
 MIN_PADDING_FRACTION = 0.15
+
+_tracing = threading.local()
+
+
+@contextlib.contextmanager
+def padded_layout_only() -> Iterator[None]:
+    """Blocks traced inside take the padded path alone, with no `cond`.
+
+    For converters that need one static graph: TFLite's quantizer leaves the matmuls
+    inside `If` branches in float32 (a dynamic-range model of MiniLM came out 2.4x
+    larger and no faster).
+    """
+    previous = getattr(_tracing, "padded_only", False)
+    _tracing.padded_only = True
+    try:
+        yield
+    finally:
+        _tracing.padded_only = previous
+
+
+def may_pack() -> bool:
+    """Whether a block traced now may take the packed path: not under XLA (static
+    shapes, which the real-token count is not) nor inside `padded_layout_only`."""
+    return not getattr(_tracing, "padded_only", False) and not in_xla_function()
 
 
 class RealTokens(NamedTuple):

@@ -15,10 +15,9 @@ from keras_bert_ft.layers.attention import (
 from keras_bert_ft.layers.fused import (
     can_fuse,
     dropout_add_layer_norm,
-    in_xla_function,
     seed_scalar,
 )
-from keras_bert_ft.layers.padding import pack, real_tokens, unpack, worth_packing
+from keras_bert_ft.layers.padding import may_pack, pack, real_tokens, unpack, worth_packing
 from keras_bert_ft.layers.precast import projection_weights
 
 
@@ -138,8 +137,7 @@ class TransformerBlock(keras.layers.Layer):
             return unpack(self._block_2d(pack(rows, tokens), batch, seq, bias, training,
                                          tokens), tokens)
 
-        # XLA needs static shapes, which the real-token count is not.
-        rows = padded() if in_xla_function() else tf.cond(worth_packing(mask), packed, padded)
+        rows = tf.cond(worth_packing(mask), packed, padded) if may_pack() else padded()
         return tf.reshape(rows, (batch, seq, self.hidden_size))
 
     def compute_output_shape(self, x_shape, mask_shape=None):

@@ -70,6 +70,27 @@ def test_dynamic_range_passes_the_gate_and_is_smaller(trained, tmp_path):
     assert result.model_bytes * 3 < float_size
 
 
+def tflite_ops(content: bytes) -> tuple[list[str], list[str]]:
+    """The main graph's op names, and the weights' dtype of each fully connected op."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_content=content)
+    ops = interpreter._get_ops_details()
+    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    return ([op["op_name"] for op in ops],
+            [dtypes[op["inputs"][1]] for op in ops if op["op_name"] == "FULLY_CONNECTED"])
+
+
+def test_dynamic_range_quantizes_every_block_projection(trained):
+    # The blocks' packed/padded `cond` must not reach TFLite: its quantizer leaves the
+    # matmuls inside `If` branches in float32.
+    model = trained[0]
+    ops, weight_dtypes = tflite_ops(convert_to_tflite(model, "dynamic", seq_length=SEQ))
+    assert "IF" not in ops
+    # Per block: the fused q/k/v, the attention output, the intermediate and the output.
+    assert weight_dtypes.count("int8") == 4 * len(model.encoder.blocks)
+
+
 def test_float_and_full_int8_tflite_agree_with_keras(trained):
     model, x, _, texts = trained
     want = model.predict(pad_features(x, SEQ), verbose=0)

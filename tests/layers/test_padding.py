@@ -87,3 +87,13 @@ def test_xla_keeps_the_padded_path():
     assert "Where" not in ops and "If" not in ops and "StatelessIf" not in ops
     real = MASK.numpy() == 1
     np.testing.assert_allclose(xla().numpy()[real], block(x, MASK).numpy()[real], atol=2e-5)
+
+
+def test_padded_layout_only_traces_no_cond_and_restores_packing():
+    block, x = block_and_inputs()
+    with padding.padded_layout_only():
+        ops = traced_op_types(tf.function(lambda: block(x, MASK)))
+        assert not padding.may_pack()
+    assert "Where" not in ops and "If" not in ops and "StatelessIf" not in ops
+    assert padding.may_pack()
+    assert {"If", "StatelessIf"} & traced_op_types(tf.function(lambda: block(x, MASK)))
