@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import _compress as compress
-from _common import interleaved_latency_ms, mean_spread, seed_summary, write_result
+from _common import RESULTS_DIR, interleaved_latency_ms, mean_spread, seed_summary, write_result
 from _sst2_teacher import TEACHER_DIR, load_teacher
 
 from keras_bert_ft.compression import quantization as q
@@ -77,6 +77,7 @@ def main() -> None:
     p.add_argument("--latency-examples", type=int, default=300)
     p.add_argument("--max-accuracy-drop", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=str(RESULTS_DIR))
     a = p.parse_args()
     start = time.perf_counter()
     splits = load_dataset("sst2")
@@ -137,7 +138,7 @@ def main() -> None:
         f"teacher: {gates}; all passed, written.\n"
         f"Wall time: {payload['wall_seconds']:.0f} s on a 2-core CPU."
     )
-    write_result("compression_int8", payload, md)
+    write_result("compression_int8", payload, md, out_dir=a.out)
     print(md)
 
 
