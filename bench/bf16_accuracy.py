@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _compress as compress
 import numpy as np
 from _common import RESULTS_DIR, mean_spread, seed_summary, write_result
 from _sst2_teacher import load_teacher
@@ -47,7 +48,7 @@ def compare(model_dir: str, texts: list[str], labels: np.ndarray, batch_size: in
                                       precision=precision)
             probs[precision] = export_probabilities(path, texts, batch_size)
     predicted = {p: probs[p].argmax(-1) for p in PRECISIONS}
-    accuracy = {p: float((predicted[p] == labels).mean()) for p in PRECISIONS}
+    accuracy = {p: compress.accuracy(probs[p], labels) for p in PRECISIONS}
     return {
         "model": model_dir,
         "accuracy": accuracy,
