@@ -65,6 +65,8 @@ sanitize:
 	./csrc/tests/masking_test
 	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/layer_norm_test csrc/tests/layer_norm_test.cc $(CORE_SOURCES) -lpthread
 	./csrc/tests/layer_norm_test
+	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/adamw_test csrc/tests/adamw_test.cc $(CORE_SOURCES) -lpthread
+	./csrc/tests/adamw_test
 
 # The TF op's TensorFlow-free logic (vocab parsing, tokenizer cache, encoding
 # from 8 threads) under ASan/UBSan, then under ThreadSanitizer.

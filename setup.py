@@ -38,7 +38,7 @@ tokenizer_extension = Pybind11Extension(
     sources=[*read_sources("python"), *CORE_SOURCES],
     include_dirs=["csrc"],
     cxx_std=17,
-    extra_compile_args=["-O3", "-Wall", "-Wextra"],
+    extra_compile_args=["-O3", "-fno-math-errno", "-Wall", "-Wextra"],
 )
 
 OP_NAME = "keras_bert_ft._wordpiece_op"
@@ -109,7 +109,8 @@ class BuildExt(build_ext):
             flags = self.tf_flags
             version_define = '-DKBF_BUILT_WITH_TF="{}"'.format(flags["tensorflow"])
             ext.extra_compile_args = [
-                *flags["compile_flags"], "-O3", "-Wall", "-Wextra", "-fvisibility=hidden",
+                *flags["compile_flags"], "-O3", "-fno-math-errno", "-Wall", "-Wextra",
+                "-fvisibility=hidden",
                 version_define,
             ]
             ext.extra_link_args = flags["link_flags"]

@@ -17,7 +17,8 @@ times only the model:
    our `model.predict`, our exported SavedModel's `serve_ids` and
    `serving_default` signatures (loaded with `tf.saved_model.load` in a process
    that never imports Keras, called as TF Serving calls them), HF + PyTorch
-   training (AdamW, the same warm-up/linear-decay schedule, gradient clipping)
+   training (fused AdamW, as HF Trainer's default; the same warm-up/linear-decay
+   schedule, gradient clipping)
    and `torch.inference_mode` evaluation; float32 and bfloat16 (ours:
    the mixed_bfloat16 policy, and the export's `precision="bfloat16"` option;
    PyTorch: `torch.autocast("cpu", torch.bfloat16)`).
@@ -228,7 +229,8 @@ def child_hf_train(args, precision) -> dict:
     batches = load_batches(args.npz, 32, args.warmup + args.batches)
     model = hf_model(train=True)
     steps = args.warmup + args.batches
-    opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
+    # fused=True: HF Trainer's default optimizer (`adamw_torch_fused`) with torch >= 2.8.
+    opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01, fused=True)
     sched = get_linear_schedule_with_warmup(opt, int(0.1 * steps), steps)
     inputs = [(torch_ids(b), torch.from_numpy(b["labels"].astype("int64"))) for b in batches]
 
@@ -383,7 +385,8 @@ def markdown(args, rows, summary, peaks, fp32_vs_bf16, quiet: bool) -> str:
         f"{args.warmup} warm-up batches excluded; {args.batches} timed batches of 32 "
         f"(padded lengths {min(s32['padded_lengths'])}..{max(s32['padded_lengths'])}), "
         f"{args.batches_b1} timed single rows. Ours trains with `model.fit` "
-        f"(steps_per_execution={args.steps_per_execution}); HF with AdamW, the same "
+        f"(steps_per_execution={args.steps_per_execution}); HF with fused AdamW "
+        "(`fused=True`, HF Trainer's default `adamw_torch_fused`), the same "
         "schedule and clipping. bfloat16: our mixed_bfloat16 policy (training and predict), "
         "our export with `precision=\"bfloat16\"` (projection weights stored in bfloat16) vs "
         "`torch.autocast(\"cpu\", torch.bfloat16)`.", "",

@@ -63,7 +63,8 @@ def hf_setup():
     tok = BertTokenizerFast(str(path / "vocab.txt"), do_lower_case=True)
     model = BertForSequenceClassification.from_pretrained(str(path), num_labels=2)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
+    # fused=True: HF Trainer's default optimizer (`adamw_torch_fused`) with torch >= 2.8.
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01, fused=True)
 
     def train_step(enc, y):
         loss = model(**enc, labels=torch.tensor(y)).loss

@@ -62,6 +62,7 @@ class AdamW(keras.optimizers.AdamW):
         self.fused = bool(fused)
         self._lr_factors: dict = {}
         self._step_scalars: dict | None = None
+        self._grad_scale = None  # a clip's scale, left to the update (one replica)
         if lr_multipliers is not None:
             self.set_lr_multipliers(lr_multipliers)
 
@@ -83,6 +84,10 @@ class AdamW(keras.optimizers.AdamW):
         # gradient, so a token seen twice counts wrongly. The clip must see the true
         # gradient, the same as after gradient accumulation (dense accumulators).
         if self.global_clipnorm and not (self.clipnorm or self.clipvalue):
+            if self._defers_clip_scale():
+                # The one-pass update multiplies by the scale as it reads each gradient.
+                grads, self._grad_scale = global_norm_clip_scale(grads, self.global_clipnorm)
+                return grads
             return clip_by_global_norm(grads, self.global_clipnorm)
         if self.clipnorm or self.global_clipnorm or self.clipvalue:
             grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
@@ -91,6 +96,12 @@ class AdamW(keras.optimizers.AdamW):
 
     def _uses_fused_update(self) -> bool:
         return self.fused and not self.amsgrad
+
+    def _defers_clip_scale(self) -> bool:
+        # Keras clips each replica's gradients before they are summed, so the scale can
+        # wait for the update only where there is one replica.
+        return (self._uses_fused_update() and one_pass_library() is not None
+                and tf.distribute.get_strategy().num_replicas_in_sync == 1)
 
     def _apply_weight_decay(self, variables):
         if self._uses_fused_update():
@@ -108,6 +119,7 @@ class AdamW(keras.optimizers.AdamW):
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
         finally:
             self._step_scalars = None
+            self._grad_scale = None
 
     def _shared_step_scalars(self, learning_rate) -> dict:
         # The scalars every variable's fused update shares, once per step (cast for
@@ -171,6 +183,7 @@ class AdamW(keras.optimizers.AdamW):
                 apply_everywhere, self._distribution_strategy, means, totals)
         finally:
             self._step_scalars = None
+            self._grad_scale = None
 
     def _decay_and_update(self, gradient, variable, learning_rate) -> None:
         # One variable's applied update under accumulation. The fused update and
@@ -204,7 +217,26 @@ class AdamW(keras.optimizers.AdamW):
         if factor is not None:
             lr = lr * factor
             decay = None if decay is None else decay * factor
-        if decay is not None and self._use_weight_decay(variable):
+        decays = decay is not None and self._use_weight_decay(variable)
+        library = one_pass_library() if var.dtype == tf.float32 else None
+        if library is not None:
+            # Decay, the Adam step and a sparse gradient's rows in one pass (csrc/core/adamw.cc).
+            scale = self._grad_scale if self._grad_scale is not None else tf.ones([])
+            step = {"lr": lr, "beta1_power": scalars["beta_1_power"],
+                    "beta2_power": scalars["beta_2_power"],
+                    "decay": decay if decays else tf.zeros([], tf.float32),
+                    "grad_scale": scale, "beta1": self.beta_1, "beta2": self.beta_2,
+                    "epsilon": self.epsilon}
+            handles = (var.handle, _tf_variable(self._momentums[index]).handle,
+                       _tf_variable(self._velocities[index]).handle)
+            if isinstance(gradient, tf.IndexedSlices):
+                library.kbf_sparse_apply_adam_w(*handles, gradient.indices,
+                                                tf.cast(gradient.values, tf.float32), **step)
+            else:
+                library.kbf_apply_adam_w(*handles, tf.cast(gradient, tf.float32), **step)
+            return
+        gradient = scaled_gradient(gradient, self._grad_scale)
+        if decays:
             # var -= (wd * lr) * var, before the Adam step as Keras orders it.
             tf.raw_ops.ResourceApplyGradientDescent(
                 var=var.handle, alpha=decay, delta=var.read_value())
@@ -238,22 +270,50 @@ def clip_by_global_norm(grads: list, clip_norm: float) -> list:
     for a vocabulary) is never squared, summed or scaled. As in Keras, a
     non-finite norm makes every gradient NaN.
     """
+    grads, scale = global_norm_clip_scale(grads, clip_norm)
+    return [scaled_gradient(g, scale) for g in grads]
+
+
+def global_norm_clip_scale(grads: list, clip_norm: float) -> tuple[list, tf.Tensor]:
+    """`grads` (sparse ones with their repeated rows summed) and the factor that clips
+    them to a global norm of `clip_norm`: Keras' `clip_norm / max(norm, clip_norm)`,
+    NaN when the norm is not finite."""
     grads = [summed_rows(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
     values = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
-    norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in values]))
+    norm = tf.sqrt(sum_of_squares(values))
     limit = tf.constant(clip_norm, tf.float32)
-    # Keras' formula: clip_norm / max(norm, clip_norm), NaN through `norm - norm`.
-    scale = limit * tf.minimum(1.0 / norm, 1.0 / limit) + (norm - norm)
+    # NaN through `norm - norm`, as Keras.
+    return grads, limit * tf.minimum(1.0 / norm, 1.0 / limit) + (norm - norm)
 
-    def scaled(g):
-        if g is None:
-            return None
-        if isinstance(g, tf.IndexedSlices):
-            return tf.IndexedSlices(g.values * tf.cast(scale, g.values.dtype), g.indices,
-                                    g.dense_shape)
-        return g * tf.cast(scale, g.dtype)
 
-    return [scaled(g) for g in grads]
+def sum_of_squares(values: list) -> tf.Tensor:
+    """The sum of the squares of every element of `values`, in float32: one op from the
+    op library where it runs (accumulated in double), else TensorFlow's ops."""
+    library = one_pass_library()
+    if library is not None and values and all(v.dtype == tf.float32 for v in values):
+        return library.kbf_sum_of_squares(values)
+    return tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in values])
+
+
+def scaled_gradient(gradient, scale: tf.Tensor | None):
+    """`gradient` (dense, `IndexedSlices` or None) times `scale` (None: unchanged)."""
+    if gradient is None or scale is None:
+        return gradient
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * tf.cast(scale, gradient.values.dtype),
+                                gradient.indices, gradient.dense_shape)
+    return gradient * tf.cast(scale, gradient.dtype)
+
+
+def one_pass_library():
+    """The op library for `KbfApplyAdamW` where it can run this update (it loads, the
+    function is not compiled by XLA, and no GPU or TPU holds the variables), else None."""
+    from keras_bert_ft.layers.fused import accelerator_visible, fused_library, in_xla_function
+
+    library = fused_library()
+    if library is None or in_xla_function() or accelerator_visible():
+        return None
+    return library
 
 
 def _tf_variable(variable):

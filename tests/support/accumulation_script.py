@@ -5,7 +5,8 @@ usage: python accumulation_script.py OUT_DIR
 Trains the tiny classifier (no dropout, AdamW with layer-wise rates) two ways from the
 same start: on one device with batches of 16, and on a MirroredStrategy over 2 logical
 CPUs with global batches of 8 and 2 accumulation steps (the same 16 rows per update).
-Saves both final weights and the applied-update counts.
+Saves both final weights, the applied-update counts and whether a clip's scale would be
+left to the one-pass update.
 """
 
 import os
@@ -42,7 +43,12 @@ def train(strategy_name: str, batch_size: int, accumulate_steps: int):
     np.savez(os.path.join(OUT, f"{strategy_name}.npz"),
              *[v.numpy() for v in model.trainable_variables])  # fmt: skip
     with open(os.path.join(OUT, f"{strategy_name}.txt"), "w") as f:
-        f.write(f"{strategy.num_replicas_in_sync} {int(model.optimizer.iterations.numpy())}")
+        # Whether a global-norm clip's scale would wait for the one-pass update: only
+        # with one replica (Keras clips each replica's gradients before the sum).
+        with strategy.scope():
+            defers = int(model.optimizer._defers_clip_scale())
+        f.write(f"{strategy.num_replicas_in_sync} {int(model.optimizer.iterations.numpy())} "
+                f"{defers}")
 
 
 train("default", 16, 1)

@@ -87,8 +87,10 @@ def main() -> None:
         np.testing.assert_array_equal(ids.numpy(), tokenizer.encode_batch(batch)["input_word_ids"])
         rows += len(batch)
     fused_shapes = check_fused_layer_norm(library)
+    adamw_shapes = check_one_pass_adamw(library)
     print(f"sanitize_op_tf: {checked} texts compared, {rows} through a parallel tf.data map, "
-          f"bad and empty input: OK; fused LayerNorm on {fused_shapes} shapes: OK")
+          f"bad and empty input: OK; fused LayerNorm on {fused_shapes} shapes: OK; "
+          f"one-pass AdamW on {adamw_shapes} shapes: OK")
 
 
 def check_fused_layer_norm(library) -> int:
@@ -113,6 +115,34 @@ def check_fused_layer_norm(library) -> int:
         raise AssertionError("no error for mismatched shapes")
     except (tf.errors.InvalidArgumentError, ValueError) as err:
         assert "shape" in str(err), err
+    return len(shapes)
+
+
+def check_one_pass_adamw(library) -> int:
+    """The AdamW ops and the sum of squares on odd shapes (empty, one element, rows split
+    over threads), sparse rows with repeats, and refused out-of-range rows."""
+    rng = np.random.default_rng(1)
+    step = {"lr": 1e-2, "beta1_power": 0.9, "beta2_power": 0.999, "decay": 1e-3,
+            "grad_scale": 0.5, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-6}
+    shapes = [(0, 4), (1, 1), (3, 7), (1000, 384), (5, 0)]
+    for shape in shapes:
+        var, m, v = (tf.Variable(np.abs(rng.normal(size=shape)).astype(np.float32))
+                     for _ in range(3))
+        handles = (var.handle, m.handle, v.handle)
+        library.kbf_apply_adam_w(*handles, tf.ones(shape), **step)
+        rows = [0, shape[0] - 1, 0] if shape[0] else []
+        values = tf.ones([len(rows), shape[1]])
+        library.kbf_sparse_apply_adam_w(*handles, tf.constant(rows, tf.int64), values, **step)
+        assert np.isfinite(var.numpy()).all()
+        total = library.kbf_sum_of_squares([var, m, tf.zeros([0])])
+        assert np.isfinite(total.numpy())
+    var, m, v = (tf.Variable(tf.ones([4, 2])) for _ in range(3))
+    try:
+        library.kbf_sparse_apply_adam_w(var.handle, m.handle, v.handle, tf.constant([1, 4]),
+                                        tf.ones([2, 2]), **step)
+        raise AssertionError("no error for an out-of-range row")
+    except tf.errors.InvalidArgumentError as err:
+        assert "is not in [0, 4)" in str(err), err
     return len(shapes)
 
 
