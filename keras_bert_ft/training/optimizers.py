@@ -27,14 +27,18 @@ class AdamW(keras.optimizers.AdamW):
     (`set_lr_multipliers`) after reloading. `no_decay_names` are given to
     `exclude_from_weight_decay`.
 
-    `fused` (default) applies each variable's update with TensorFlow's fused
-    kernels: one `ResourceApplyAdam` (the same formula as Keras' Adam) and, for
-    decayed variables, one `ResourceApplyGradientDescent` of the variable by its
-    own value (`var -= weight_decay * lr * var`, Keras' decoupled decay), with
-    the step's scalars computed once. Keras' per-variable ops (about ten small
-    ops per variable, the schedule re-evaluated for every decayed variable)
-    dominated the update. `fused=False` keeps Keras' own update (the reference).
-    The optimizer variables (iterations, momentums, velocities) are the same.
+    `fused` (default) applies each variable's update in one kernel, with the
+    step's scalars computed once. Where the package's op library runs (float32
+    variables on the CPU, outside XLA) that is `KbfApplyAdamW`: decoupled decay
+    (`var -= weight_decay * lr * var`), the clip's scale and Adam (Keras'
+    formula) in one pass over the variable and its moments, an embedding's
+    sparse gradient applied by row without densifying it, and the global norm
+    summed by one `KbfSumOfSquares`. Elsewhere it is TensorFlow's
+    `ResourceApplyGradientDescent` (the decay) then `ResourceApplyAdam`.
+    Keras' per-variable ops (about ten small ops per variable, the schedule
+    re-evaluated for every decayed variable) dominated the update. `fused=False`
+    keeps Keras' own update (the reference). The optimizer variables
+    (iterations, momentums, velocities) are the same on every path.
 
     `gradient_accumulation_steps` N (Keras' argument, Keras' accumulator
     variables) sums the gradients of N batches and applies their mean once: N
