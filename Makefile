@@ -67,6 +67,8 @@ sanitize:
 	./csrc/tests/layer_norm_test
 	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/adamw_test csrc/tests/adamw_test.cc $(CORE_SOURCES) -lpthread
 	./csrc/tests/adamw_test
+	g++ $(SANITIZE_FLAGS) -Icsrc -o csrc/tests/gelu_test csrc/tests/gelu_test.cc $(CORE_SOURCES) -lpthread
+	./csrc/tests/gelu_test
 
 # The TF op's TensorFlow-free logic (vocab parsing, tokenizer cache, encoding
 # from 8 threads) under ASan/UBSan, then under ThreadSanitizer.

@@ -76,15 +76,39 @@ def machine() -> dict:
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
     }
 
 
+# The CPU features that move the ratios between frameworks most.
+NOTABLE_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_model() -> str:
+    """The CPU's model name and notable features (/proc/cpuinfo), e.g. "AMD EPYC (avx2,
+    avx512f)", or "unknown": ratios between frameworks differ from one CPU to another."""
+    name, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name == "unknown":
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    notable = [flag for flag in NOTABLE_CPU_FLAGS if flag in flags]
+    return f"{name} ({', '.join(notable) or 'none of ' + ', '.join(NOTABLE_CPU_FLAGS)})"
+
+
 def machine_line() -> str:
     """`machine()` in one line of prose."""
     m = machine()
-    return f"{m['processor']}, {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}"
+    return (f"{m['processor']} ({m['cpu_model']}), {m['cpu_count']} CPUs, {m['platform']}, "
+            f"Python {m['python']}")
 
 
 def load_average() -> list[float]:

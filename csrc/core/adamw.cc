@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/vector_clones.h"
+
 namespace kbf {
 namespace {
 
@@ -41,8 +43,8 @@ void UpdateRange(const Coefficients& c, const float* __restrict grad, float* __r
 
 }  // namespace
 
-void AdamWDense(const AdamWStep& step, const float* grad, float* var, float* m, float* v,
-                int64_t begin, int64_t end) {
+KBF_VECTOR_CLONES void AdamWDense(const AdamWStep& step, const float* grad, float* var,
+                                    float* m, float* v, int64_t begin, int64_t end) {
   UpdateRange(CoefficientsOf(step), grad + begin, var + begin, m + begin, v + begin, end - begin);
 }
 
@@ -68,8 +70,9 @@ bool SumRowsByIndex(const int64_t* indices, int64_t count, const float* values, 
   return true;
 }
 
-void AdamWRows(const AdamWStep& step, const RowGradient& gradient, int64_t width, float* var,
-               float* m, float* v, int64_t begin, int64_t end) {
+KBF_VECTOR_CLONES void AdamWRows(const AdamWStep& step, const RowGradient& gradient,
+                                   int64_t width, float* var, float* m, float* v, int64_t begin,
+                                   int64_t end) {
   const Coefficients c = CoefficientsOf(step);
   for (int64_t r = begin; r < end; ++r) {
     const int64_t slot = gradient.slot[static_cast<size_t>(r)];

@@ -1,5 +1,6 @@
 """Fused training kernels from the package's op library: dropout, residual add and
-LayerNorm in one pass each way (`KbfDropoutAddLayerNorm`, C++ in csrc/core/layer_norm.cc).
+LayerNorm in one pass each way (`KbfDropoutAddLayerNorm`, C++ in csrc/core/layer_norm.cc),
+and the exact GELU (`KbfGelu`, csrc/core/gelu.cc).
 
 TensorFlow runs that sequence as about a dozen small ops forward and as many backward;
 the fused op reads and writes each row once (docs/speed.md, round 4). It is used only
@@ -26,6 +27,7 @@ def fused_library():
     except OpLibraryError:
         return None
     tf.RegisterGradient("KbfDropoutAddLayerNorm")(_dropout_add_layer_norm_grad)
+    tf.RegisterGradient("KbfGelu")(_gelu_grad)
     return library
 
 
@@ -34,6 +36,10 @@ def _dropout_add_layer_norm_grad(op, dy, _mean, _rstd, _keep):
         dy, op.inputs[0], op.inputs[1], op.inputs[2], op.outputs[3], op.outputs[1],
         op.outputs[2], rate=op.get_attr("rate"))
     return d_residual, dx, dgamma, dbeta, None
+
+
+def _gelu_grad(op, dy):
+    return fused_library().kbf_gelu_grad(dy, op.inputs[0])
 
 
 def seed_scalar(seed_generator: keras.random.SeedGenerator) -> tf.Tensor:
@@ -60,9 +66,20 @@ def accelerator_visible() -> bool:
 
 def can_fuse(training, layer_norm: keras.layers.LayerNormalization, x: tf.Tensor) -> bool:
     """Whether `dropout_add_layer_norm` may replace TF's ops for this call."""
-    return (bool(training) and x.dtype == tf.float32 and layer_norm.compute_dtype == "float32"
-            and fused_library() is not None and not in_xla_function()
-            and not accelerator_visible())
+    return layer_norm.compute_dtype == "float32" and can_fuse_elementwise(training, x)
+
+
+def can_fuse_elementwise(training, x: tf.Tensor) -> bool:
+    """Whether the library's element-wise training ops (`gelu_exact`) may run on `x`."""
+    return (bool(training) and x.dtype == tf.float32 and fused_library() is not None
+            and not in_xla_function() and not accelerator_visible())
+
+
+def gelu_exact(x: tf.Tensor) -> tf.Tensor:
+    """GELU with the exact erf, `x * Phi(x)`, forward and gradient one op each
+    (`KbfGelu`; erf within 1.5e-7 of the exact value). Call it only where
+    `can_fuse_elementwise` says so."""
+    return fused_library().kbf_gelu(x)
 
 
 def dropout_add_layer_norm(residual: tf.Tensor, x: tf.Tensor,

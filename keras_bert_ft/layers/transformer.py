@@ -14,9 +14,11 @@ from keras_bert_ft.layers.attention import (
 )
 from keras_bert_ft.layers.fused import (
     can_fuse,
+    can_fuse_elementwise,
     dropout_add_layer_norm,
     seed_scalar,
 )
+from keras_bert_ft.layers.fused import gelu_exact as fused_gelu_exact
 from keras_bert_ft.layers.padding import may_pack, pack, real_tokens, unpack, worth_packing
 from keras_bert_ft.layers.precast import projection_weights
 
@@ -114,12 +116,19 @@ class TransformerBlock(keras.layers.Layer):
             return dropout_add_layer_norm(rows, x, layer_norm, self.dropout, seed)
         return layer_norm_2d(rows + self.dropout_layer(x, training=training), layer_norm)
 
+    def _activate(self, x, training):
+        """The feed-forward activation: one fused op for the exact GELU while training in
+        float32 where the op library loads (`layers.fused`), TensorFlow's ops otherwise."""
+        if self.hidden_act == "gelu_exact" and can_fuse_elementwise(training, x):
+            return fused_gelu_exact(x)
+        return self.activation(x)
+
     def _block_2d(self, rows, batch, seq, bias, training, tokens=None):
         """The block over rows (all batch * seq of them, or the real tokens' with `tokens`)."""
         attended = self.attention.attend_2d(rows, batch, seq, bias, training=training,
                                             tokens=tokens)
         rows = self._add_and_norm(rows, attended, self.attention_layer_norm, training)
-        h = self.activation(self._dense_2d(rows, self.intermediate))
+        h = self._activate(self._dense_2d(rows, self.intermediate), training)
         h = self._dense_2d(h, self.output_dense)
         return self._add_and_norm(rows, h, self.output_layer_norm, training)
 

@@ -1,6 +1,7 @@
-"""The fused dropout + residual + LayerNorm training op (`layers.fused`): equal to
+"""The fused training ops (`layers.fused`): dropout + residual + LayerNorm, equal to
 TensorFlow's ops with the same mask, forward and backward; the dropout rate and seeds;
-bad inputs; and where `TransformerBlock` uses it (training in float32 only)."""
+the exact GELU against TensorFlow's; bad inputs; and where `TransformerBlock` uses them
+(training in float32 only)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,29 @@ def test_bad_inputs_are_refused_with_the_reason():
                                             outputs[1][:3], outputs[2], rate=0.1)
 
 
+def test_gelu_equals_tensorflows_exact_gelu_forward_and_backward():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([np.linspace(-20, 20, 40_001), rng.normal(size=100_000) * 3,
+                        [0.0, -0.0, 1e-30, -1e-8, 11.99, 12.0, 12.01, 1e4, -1e4]])
+    x = tf.constant(x.astype(np.float32))
+    dy = tf.constant(rng.normal(size=x.shape).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, theirs = fused.gelu_exact(x), tf.nn.gelu(x, approximate=False)
+    # erf within 1.5e-7: the output within |x| * 1e-7 of TensorFlow's, the slope within 1e-6.
+    np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=1e-6)
+    grad_ours = tape.gradient(ours, x, output_gradients=dy)
+    grad_theirs = tape.gradient(theirs, x, output_gradients=dy)
+    np.testing.assert_allclose(grad_ours, grad_theirs, atol=2e-6 * np.abs(dy).max(), rtol=1e-5)
+    assert np.isnan(fused.gelu_exact(tf.constant([np.nan])).numpy()).all()
+    assert fused.gelu_exact(tf.zeros([0, 3])).shape == (0, 3)
+
+
+def test_gelu_gradient_refuses_mismatched_shapes():
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="shape|Dimension"):
+        LIB.kbf_gelu_grad(tf.ones([4, 3]), tf.ones([4, 2]))
+
+
 def block_ops(block, training, x, mask):
     """Every op type of the traced call, those inside its branch functions included."""
     return traced_op_types(tf.function(lambda: block(x, mask, training=training)))
@@ -89,13 +113,16 @@ def block_ops(block, training, x, mask):
 def test_transformer_block_fuses_only_while_training_in_float32():
     block = TransformerBlock(32, 2, 64, dropout=0.1, attention_dropout=0.0)
     x, mask = tf.random.normal((2, 5, 32)), tf.ones((2, 5), tf.int32)
-    assert "KbfDropoutAddLayerNorm" in block_ops(block, True, x, mask)
-    assert "KbfDropoutAddLayerNorm" not in block_ops(block, False, x, mask)
+    assert {"KbfDropoutAddLayerNorm", "KbfGelu"} <= block_ops(block, True, x, mask)
+    assert not {"KbfDropoutAddLayerNorm", "KbfGelu"} & block_ops(block, False, x, mask)
+    tanh = TransformerBlock(32, 2, 64, hidden_act="gelu_tanh")
+    assert "KbfGelu" not in block_ops(tanh, True, x, mask)  # only the exact GELU
     bf16 = TransformerBlock(32, 2, 64, dtype="mixed_bfloat16")
-    assert "KbfDropoutAddLayerNorm" not in block_ops(bf16, True, tf.cast(x, tf.bfloat16), mask)
+    assert not {"KbfDropoutAddLayerNorm", "KbfGelu"} & block_ops(
+        bf16, True, tf.cast(x, tf.bfloat16), mask)
     # XLA cannot compile the library's ops: a jit-compiled training step keeps TF's.
     xla = tf.function(lambda: block(x, mask, training=True), jit_compile=True)
-    assert "KbfDropoutAddLayerNorm" not in {
+    assert not {"KbfDropoutAddLayerNorm", "KbfGelu"} & {
         op.type for op in xla.get_concrete_function().graph.get_operations()}
     assert xla().shape == (2, 5, 32)
 
@@ -104,7 +131,7 @@ def test_not_fused_where_an_accelerator_is_visible(monkeypatch):
     block = TransformerBlock(32, 2, 64, dropout=0.1)
     x, mask = tf.random.normal((2, 5, 32)), tf.ones((2, 5), tf.int32)
     monkeypatch.setattr(fused, "accelerator_visible", lambda: True)
-    assert "KbfDropoutAddLayerNorm" not in block_ops(block, True, x, mask)
+    assert not {"KbfDropoutAddLayerNorm", "KbfGelu"} & block_ops(block, True, x, mask)
 
 
 def test_transformer_block_gradients_match_the_unfused_block(monkeypatch):
@@ -118,10 +145,12 @@ def test_transformer_block_gradients_match_the_unfused_block(monkeypatch):
             loss = tf.reduce_sum(tf.sin(block(x, mask, training=True)))
         return tape.gradient(loss, block.trainable_variables)
 
-    assert "KbfDropoutAddLayerNorm" in block_ops(block, True, x, mask)
+    assert {"KbfDropoutAddLayerNorm", "KbfGelu"} <= block_ops(block, True, x, mask)
     fused_grads = grads()
     monkeypatch.setattr("keras_bert_ft.layers.transformer.can_fuse", lambda *a: False)
-    assert "KbfDropoutAddLayerNorm" not in block_ops(block, True, x, mask)
+    monkeypatch.setattr("keras_bert_ft.layers.transformer.can_fuse_elementwise",
+                        lambda *a: False)
+    assert not {"KbfDropoutAddLayerNorm", "KbfGelu"} & block_ops(block, True, x, mask)
     for a, b in zip(fused_grads, grads(), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
 
