@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -381,7 +382,8 @@ def markdown(args, rows, summary, peaks, fp32_vs_bf16, quiet: bool) -> str:
         f"Model compute only, on identical batches: SST-2 train rows, seeded shuffle, {grouping}, "
         f"each batch padded to its longest row ({100 * (1 - real):.0f} % of the positions of "
         "the batches of 32 are padding), all-MiniLM-L6-v2, ids from our C++ tokenizer "
-        "shared by every side through one .npz. Each measurement in its own process; "
+        "shared by every side through one .npz. Each measurement in its own process, "
+        f"{args.rounds} round(s) of all of them, each figure the median over the rounds; "
         f"{args.warmup} warm-up batches excluded; {args.batches} timed batches of 32 "
         f"(padded lengths {min(s32['padded_lengths'])}..{max(s32['padded_lengths'])}), "
         f"{args.batches_b1} timed single rows. Ours trains with `model.fit` "
@@ -409,6 +411,31 @@ def markdown(args, rows, summary, peaks, fp32_vs_bf16, quiet: bool) -> str:
     return "\n".join(lines)
 
 
+def measure_round(args) -> dict:
+    """Seconds (and peak FLOP/s) of every child for every precision, one process each."""
+    seconds = {}
+    for precision in args.precisions:
+        print(f"{precision}:", flush=True)
+        jobs = []
+        if "peak" in args.only:
+            jobs += [("tf_peak", {}), ("torch_peak", {})]
+        if "train" in args.only:
+            jobs += [("ours_train", {}), ("hf_train", {})]
+        if "predict" in args.only or "serve" in args.only:
+            jobs += [("hf_eval", {})]
+        if "predict" in args.only:
+            jobs += [("ours_predict", {})]
+        for name, extra in jobs:
+            for key, value in run_child(args, name, precision, **extra).items():
+                seconds[(precision, f"{name}:{key}")] = value
+        if "serve" in args.only:
+            path = run_child(args, "ours_export", precision)["export_path"]
+            for key, value in run_child(args, "ours_serve", precision,
+                                        export_path=path).items():
+                seconds[(precision, f"ours_serve:{key}")] = value
+    return seconds
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--batches", type=int, default=20, help="timed batches of 32")
@@ -423,6 +450,8 @@ def main() -> int:
                    help="batches grouped by length (HF group_by_length) or not")
     p.add_argument("--peak-size", type=int, default=2048)
     p.add_argument("--peak-reps", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every measurement this many times; report the medians")
     p.add_argument("--no-write", action="store_true", help="print, do not write results/")
     # Child mode.
     p.add_argument("--child", choices=sorted(CHILDREN))
@@ -447,26 +476,12 @@ def main() -> int:
         batches32 = load_batches(args.npz, 32, args.warmup + args.batches)[args.warmup:]
         batches1 = load_batches(args.npz, 1, args.warmup + args.batches_b1)[args.warmup:]
         flops = {32: sum(map(forward_flops, batches32)), 1: sum(map(forward_flops, batches1))}
-        seconds, peaks = {}, {}
+        # Every child runs once per round; each figure is the median over the rounds (the
+        # rounds alternate the frameworks, so slow spells of a shared machine hit both).
+        rounds = [measure_round(args) for _ in range(args.rounds)]
+        seconds = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        peaks = {}
         for precision in args.precisions:
-            print(f"{precision}:", flush=True)
-            jobs = []
-            if "peak" in args.only:
-                jobs += [("tf_peak", {}), ("torch_peak", {})]
-            if "train" in args.only:
-                jobs += [("ours_train", {}), ("hf_train", {})]
-            if "predict" in args.only or "serve" in args.only:
-                jobs += [("hf_eval", {})]
-            if "predict" in args.only:
-                jobs += [("ours_predict", {})]
-            for name, extra in jobs:
-                for key, value in run_child(args, name, precision, **extra).items():
-                    seconds[(precision, f"{name}:{key}")] = value
-            if "serve" in args.only:
-                path = run_child(args, "ours_export", precision)["export_path"]
-                for key, value in run_child(args, "ours_serve", precision,
-                                            export_path=path).items():
-                    seconds[(precision, f"ours_serve:{key}")] = value
             peaks[precision] = max(seconds.get((precision, "tf_peak:matmul_flops_per_s"), 0),
                                    seconds.get((precision, "torch_peak:matmul_flops_per_s"), 0))
             peaks[precision] = peaks[precision] or float("nan")
@@ -487,7 +502,9 @@ def main() -> int:
         "steps_per_execution": args.steps_per_execution,
         "peak_flops_per_s": peaks, "rows": rows,
         "bf16_export_over_fp32_export_b32": bf16_gain,
+        "rounds": args.rounds,
         "raw_seconds": {f"{p}:{k}": v for (p, k), v in seconds.items()},
+        "raw_seconds_by_round": [{f"{p}:{k}": v for (p, k), v in r.items()} for r in rounds],
         "load_average_at_start": [round(x, 2) for x in load_start],
         "load_average_at_end": [round(x, 2) for x in load_end],
         "quiet": quiet, "quiet_rerun_pending": not quiet,

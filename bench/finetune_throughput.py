@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -155,6 +156,8 @@ def main() -> int:
     p.add_argument("--batches", type=int, default=40, help="timed batches per framework")
     p.add_argument("--warmup", type=int, default=8, help="untimed batches first")
     p.add_argument("--only", choices=sorted(RUNNERS), action="append")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="time every framework this many times (alternating); report medians")
     p.add_argument("--no-write", action="store_true", help="print, do not write results/")
     args = p.parse_args()
 
@@ -170,18 +173,25 @@ def main() -> int:
         seconds = RUNNERS[args.only[0]](texts, labels, args.warmup)
         print("RESULT " + json.dumps({"seconds": seconds}), flush=True)
         return 0
-    for name in args.only or list(RUNNERS):
-        # One process per framework: TF's and PyTorch's thread pools in one
-        # process slow each other down, which would distort the comparison.
-        cmd = [sys.executable, __file__, "--only", name, "--batches", str(args.batches),
-               "--warmup", str(args.warmup)]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
-        seconds = json.loads(line[7:])["seconds"]
+    names = args.only or list(RUNNERS)
+    by_round = {name: [] for name in names}
+    for _ in range(args.rounds):
+        for name in names:
+            # One process per framework: TF's and PyTorch's thread pools in one
+            # process slow each other down, which would distort the comparison.
+            cmd = [sys.executable, __file__, "--only", name, "--batches", str(args.batches),
+                   "--warmup", str(args.warmup)]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
+            by_round[name].append(json.loads(line[7:])["seconds"])
+            print(f"{name:>14}: {args.batches * BATCH / by_round[name][-1]:8.2f} examples/s "
+                  f"({args.batches} batches of {BATCH} in {by_round[name][-1]:.1f} s)",
+                  flush=True)  # fmt: skip
+    for name, times in by_round.items():
+        seconds = statistics.median(times)
         results[name] = {"seconds": round(seconds, 2),
-                         "examples_per_second": round(args.batches * BATCH / seconds, 2)}
-        print(f"{name:>14}: {results[name]['examples_per_second']:8.2f} examples/s "
-              f"({args.batches} batches of {BATCH} in {seconds:.1f} s)", flush=True)  # fmt: skip
+                         "examples_per_second": round(args.batches * BATCH / seconds, 2),
+                         "seconds_by_round": [round(t, 2) for t in times]}
     ratios = {}
     pairs = (("keras_bert_ft", "hf_torch", 1.5), ("keras_bert_ft", "hf_torch_grouped", 1.5),
              ("keras_bert_ft", "keras_hub", 5.0), ("keras_bert_ft_unbucketed", "hf_torch", None))
@@ -196,6 +206,7 @@ def main() -> int:
     payload = {
         "rows": f"SST-2 train rows 0..{n - 1} (first {args.warmup} batches untimed)",
         "batch_size": BATCH,
+        "rounds": args.rounds,
         "results": results,
         "ratios": ratios,
         "wall_seconds": round(time.perf_counter() - wall_start, 1),
@@ -217,7 +228,8 @@ def main() -> int:
     md = "\n".join([
         f"End to end from raw SST-2 train rows to weight updates, batch {BATCH}, all-MiniLM-L6-v2 "
         f"size; each framework in its own process, {args.warmup} untimed warm-up batches, then "
-        f"{args.batches} timed batches ({args.batches * BATCH} examples).", "",
+        f"{args.batches} timed batches ({args.batches * BATCH} examples); {args.rounds} "
+        "round(s) of every framework in turn, each figure the median over the rounds.", "",
         "| framework | timed s | examples/s |", "| --- | ---: | ---: |", *rows, "",
         *(f"- {k.replace('/', ' / ')}: {r['ratio']:.2f}x" + (
             "" if r["target"] is None else

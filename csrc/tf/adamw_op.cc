@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,10 +18,11 @@
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/kernels/training_op_helpers.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "tf/for_each_part.h"
 
 namespace {
 
+using ::kbf::ForEachPart;
 using ::tensorflow::OpKernel;
 using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
@@ -34,12 +34,6 @@ using CPUDevice = Eigen::ThreadPoolDevice;
 constexpr int kScalarNames = 5;
 const char* const kScalars[kScalarNames] = {"lr", "beta1_power", "beta2_power", "decay",
                                             "grad_scale"};
-
-void ForEachPart(OpKernelContext* ctx, int64_t parts, int64_t cost_per_part,
-                 const std::function<void(int64_t, int64_t)>& work) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  tensorflow::Shard(workers->NumThreads(), workers, parts, cost_per_part, work);
-}
 
 class AdamWOpBase : public OpKernel {
  public:

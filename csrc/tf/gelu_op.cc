@@ -4,7 +4,6 @@
 #define EIGEN_USE_THREADS
 
 #include <cstdint>
-#include <functional>
 
 #include "absl/status/status.h"
 #include "core/gelu.h"
@@ -12,7 +11,7 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "tf/for_each_part.h"
 
 namespace {
 
@@ -24,11 +23,6 @@ using ::tensorflow::Tensor;
 // Cost of one element in the thread pool's units (cycles, roughly).
 constexpr int64_t kElementCost = 40;
 
-void ForEachPart(OpKernelContext* ctx, int64_t parts,
-                 const std::function<void(int64_t, int64_t)>& work) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  tensorflow::Shard(workers->NumThreads(), workers, parts, kElementCost, work);
-}
 
 class GeluOp : public OpKernel {
  public:
@@ -40,7 +34,7 @@ class GeluOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
     const float* in = x.flat<float>().data();
     float* out = y->flat<float>().data();
-    ForEachPart(ctx, x.NumElements(), [&](int64_t begin, int64_t end) {
+    kbf::ForEachPart(ctx, x.NumElements(), kElementCost, [&](int64_t begin, int64_t end) {
       kbf::GeluForward(in + begin, out + begin, end - begin);
     });
   }
@@ -62,7 +56,7 @@ class GeluGradOp : public OpKernel {
     const float* g = dy.flat<float>().data();
     const float* in = x.flat<float>().data();
     float* out = dx->flat<float>().data();
-    ForEachPart(ctx, x.NumElements(), [&](int64_t begin, int64_t end) {
+    kbf::ForEachPart(ctx, x.NumElements(), kElementCost, [&](int64_t begin, int64_t end) {
       kbf::GeluBackward(g + begin, in + begin, out + begin, end - begin);
     });
   }

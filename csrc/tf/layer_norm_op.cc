@@ -3,7 +3,6 @@
 // exported serving graphs keep TensorFlow's own ops. Rows are split over the
 // intra-op thread pool; the results do not depend on the split.
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,10 +12,11 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "tf/for_each_part.h"
 
 namespace {
 
+using ::kbf::ForEachPart;
 using ::tensorflow::OpKernel;
 using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
@@ -106,12 +106,6 @@ bool IsRows(const Tensor& t, const Tensor& like) {
 }
 
 bool IsWidth(const Tensor& t, int64_t width) { return t.dims() == 1 && t.dim_size(0) == width; }
-
-void ForEachPart(OpKernelContext* ctx, int64_t parts, int64_t cost_per_part,
-                 const std::function<void(int64_t, int64_t)>& work) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  tensorflow::Shard(workers->NumThreads(), workers, parts, cost_per_part, work);
-}
 
 class DropoutAddLayerNormOp : public OpKernel {
  public:
