@@ -1,8 +1,9 @@
-// kbf::AdamWDense / AdamWRows (core/adamw.h) as the TensorFlow ops `KbfApplyAdamW`
-// and `KbfSparseApplyAdamW`, and the global norm's `KbfSumOfSquares`: weight decay, gradient scale and Adam in one pass over
-// a resource variable and its moments, where TensorFlow needs ResourceApplyGradientDescent
-// (a copy of the variable and a pass) before ResourceApplyAdam, and densifies a sparse
-// gradient first. Training only; the exported graphs never hold an optimizer.
+// kbf::AdamWDense / AdamWRows (core/adamw.h) as the TensorFlow ops `KbfApplyAdamW` and
+// `KbfSparseApplyAdamW`, and the global norm's `KbfSumOfSquares`: weight decay, gradient
+// scale and Adam in one pass over a resource variable and its moments, where TensorFlow
+// needs ResourceApplyGradientDescent (a copy of the variable and a pass) before
+// ResourceApplyAdam, and densifies a sparse gradient first. Training only; the exported
+// graphs never hold an optimizer.
 #define EIGEN_USE_THREADS  // training_op_helpers.h copies variables on the CPU device
 
 #include <algorithm>
@@ -29,10 +30,9 @@ using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 using CPUDevice = Eigen::ThreadPoolDevice;
 
-// Inputs after var, m, v (and the gradient): lr, beta1_power, beta2_power, decay,
-// grad_scale, all float scalars.
-constexpr int kScalarNames = 5;
-const char* const kScalars[kScalarNames] = {"lr", "beta1_power", "beta2_power", "decay",
+// The last inputs of both update ops, after var, m, v and the gradient: float scalars.
+constexpr int kScalarInputs = 5;
+const char* const kScalars[kScalarInputs] = {"lr", "beta1_power", "beta2_power", "decay",
                                             "grad_scale"};
 
 class AdamWOpBase : public OpKernel {
@@ -67,9 +67,10 @@ class AdamWOpBase : public OpKernel {
                                            var.shape().DebugString() + ", " +
                                            m.shape().DebugString() + ", " +
                                            v.shape().DebugString()));
-    float scalars[kScalarNames];
-    for (int i = 0; i < kScalarNames; ++i) {
-      const Tensor& t = ctx->input(first_scalar_ + i);
+    float scalars[kScalarInputs];
+    const int first_scalar = ctx->num_inputs() - kScalarInputs;
+    for (int i = 0; i < kScalarInputs; ++i) {
+      const Tensor& t = ctx->input(first_scalar + i);
       OP_REQUIRES(ctx, t.dims() == 0,
                   absl::InvalidArgumentError(std::string(kScalars[i]) + " must be a scalar, got " +
                                              t.shape().DebugString()));
@@ -77,18 +78,17 @@ class AdamWOpBase : public OpKernel {
     }
     const kbf::AdamWStep step{scalars[0], scalars[1], scalars[2], beta1_,     beta2_,
                               epsilon_,   scalars[3], scalars[4]};
-    Update(ctx, step, &var, &m, &v);
+    Update(ctx, step, var.shape(), var.flat<float>().data(), m.flat<float>().data(),
+           v.flat<float>().data());
   }
 
  protected:
-  AdamWOpBase(OpKernelConstruction* ctx, int first_scalar) : AdamWOpBase(ctx) {
-    first_scalar_ = first_scalar;
-  }
-  virtual void Update(OpKernelContext* ctx, const kbf::AdamWStep& step, Tensor* var, Tensor* m,
-                      Tensor* v) = 0;
+  // The update of var, m and v (float32, all of `shape`) with the op's gradient input.
+  virtual void Update(OpKernelContext* ctx, const kbf::AdamWStep& step,
+                      const tensorflow::TensorShape& shape, float* var, float* m,
+                      float* v) = 0;
 
  private:
-  int first_scalar_ = 4;
   float beta1_ = 0.0f;
   float beta2_ = 0.0f;
   float epsilon_ = 0.0f;
@@ -96,22 +96,18 @@ class AdamWOpBase : public OpKernel {
 
 class ApplyAdamWOp : public AdamWOpBase {
  public:
-  explicit ApplyAdamWOp(OpKernelConstruction* ctx) : AdamWOpBase(ctx, 4) {}
+  explicit ApplyAdamWOp(OpKernelConstruction* ctx) : AdamWOpBase(ctx) {}
 
  protected:
-  void Update(OpKernelContext* ctx, const kbf::AdamWStep& step, Tensor* var, Tensor* m,
-              Tensor* v) override {
+  void Update(OpKernelContext* ctx, const kbf::AdamWStep& step,
+              const tensorflow::TensorShape& shape, float* var, float* m, float* v) override {
     const Tensor& grad = ctx->input(3);
-    OP_REQUIRES(ctx, grad.shape() == var->shape(),
-                absl::InvalidArgumentError("grad must have var's shape " +
-                                           var->shape().DebugString() + ", got " +
-                                           grad.shape().DebugString()));
+    OP_REQUIRES(ctx, grad.shape() == shape,
+                absl::InvalidArgumentError("grad must have var's shape " + shape.DebugString() +
+                                           ", got " + grad.shape().DebugString()));
     const float* g = grad.flat<float>().data();
-    float* x = var->flat<float>().data();
-    float* mm = m->flat<float>().data();
-    float* vv = v->flat<float>().data();
-    ForEachPart(ctx, var->NumElements(), 12, [&](int64_t begin, int64_t end) {
-      kbf::AdamWDense(step, g, x, mm, vv, begin, end);
+    ForEachPart(ctx, shape.num_elements(), 12, [&](int64_t begin, int64_t end) {
+      kbf::AdamWDense(step, g, var, m, v, begin, end);
     });
   }
 };
@@ -119,29 +115,29 @@ class ApplyAdamWOp : public AdamWOpBase {
 template <typename Index>
 class SparseApplyAdamWOp : public AdamWOpBase {
  public:
-  explicit SparseApplyAdamWOp(OpKernelConstruction* ctx) : AdamWOpBase(ctx, 5) {}
+  explicit SparseApplyAdamWOp(OpKernelConstruction* ctx) : AdamWOpBase(ctx) {}
 
  protected:
-  void Update(OpKernelContext* ctx, const kbf::AdamWStep& step, Tensor* var, Tensor* m,
-              Tensor* v) override {
+  void Update(OpKernelContext* ctx, const kbf::AdamWStep& step,
+              const tensorflow::TensorShape& shape, float* var, float* m, float* v) override {
     const Tensor& indices = ctx->input(3);
     const Tensor& values = ctx->input(4);
-    OP_REQUIRES(ctx, var->dims() >= 1,
+    OP_REQUIRES(ctx, shape.dims() >= 1,
                 absl::InvalidArgumentError("var must have at least one dimension"));
-    const int64_t rows = var->dim_size(0);
-    const int64_t width = rows > 0 ? var->NumElements() / rows : 0;
+    const int64_t rows = shape.dim_size(0);
+    const int64_t width = rows > 0 ? shape.num_elements() / rows : 0;
     OP_REQUIRES(ctx, indices.dims() == 1,
                 absl::InvalidArgumentError("indices must be a vector, got " +
                                            indices.shape().DebugString()));
     const int64_t count = indices.dim_size(0);
-    bool values_ok = values.dims() == var->dims() && values.dim_size(0) == count;
-    for (int d = 1; values_ok && d < var->dims(); ++d) {
-      values_ok = values.dim_size(d) == var->dim_size(d);
+    bool values_ok = values.dims() == shape.dims() && values.dim_size(0) == count;
+    for (int d = 1; values_ok && d < shape.dims(); ++d) {
+      values_ok = values.dim_size(d) == shape.dim_size(d);
     }
     OP_REQUIRES(ctx, values_ok,
                 absl::InvalidArgumentError("values must be [" + std::to_string(count) +
                                            "] + var's shape after its first dimension " +
-                                           var->shape().DebugString() + ", got " +
+                                           shape.DebugString() + ", got " +
                                            values.shape().DebugString()));
     const auto index_flat = indices.flat<Index>();
     std::vector<int64_t> rows_of(static_cast<size_t>(count));
@@ -154,11 +150,8 @@ class SparseApplyAdamWOp : public AdamWOpBase {
                 absl::InvalidArgumentError("indices[" + std::to_string(bad) + "] = " +
                                            std::to_string(rows_of[static_cast<size_t>(bad)]) +
                                            " is not in [0, " + std::to_string(rows) + ")"));
-    float* x = var->flat<float>().data();
-    float* mm = m->flat<float>().data();
-    float* vv = v->flat<float>().data();
     ForEachPart(ctx, rows, 12 * (width > 0 ? width : 1), [&](int64_t begin, int64_t end) {
-      kbf::AdamWRows(step, gradient, width, x, mm, vv, begin, end);
+      kbf::AdamWRows(step, gradient, width, var, m, v, begin, end);
     });
   }
 };
