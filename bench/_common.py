@@ -111,6 +111,12 @@ def machine_line() -> str:
             f"Python {m['python']}")
 
 
+def others_running(load_1min: float) -> bool:
+    """Whether other jobs shared the cores, judged by the 1-minute load average taken when
+    a benchmark started (its own processes raise the figure later)."""
+    return load_1min >= 0.75 * (os.cpu_count() or 1)
+
+
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages, rounded (other jobs share these CPUs)."""
     return [round(x, 2) for x in os.getloadavg()]

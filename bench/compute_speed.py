@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import minilm_dir, timed, write_result
+from _common import minilm_dir, others_running, timed, write_result
 
 MAX_LENGTH = 128
 WINDOW_BATCHES = 50  # HF's LengthGroupedSampler: mega-batches of 50 batches
@@ -491,8 +491,7 @@ def main() -> int:
     bf16_gain = (ours_export["bfloat16"] / ours_export["float32"]
                  if len(ours_export) == 2 else None)
     load_end = os.getloadavg()
-    # Quiet: little else ran when the bench started (its own processes raise the end figure).
-    quiet = load_start[0] < 0.75 * (os.cpu_count() or 1)
+    quiet = not others_running(load_start[0])
     md = markdown(args, rows, summary, peaks, bf16_gain, quiet)
     print(md)
     payload = {

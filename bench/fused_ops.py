@@ -15,12 +15,9 @@ Random token ids, all positions real.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-import numpy as np
 from _common import write_result
-from compute_speed import LEARNING_RATE, ours_model
+from _train_steps import alternated_train_steps
 
 # The function of layers.transformer that decides, at tracing, whether each op is fused.
 SWITCHES = {"layer_norm": "can_fuse", "gelu": "can_fuse_elementwise"}
@@ -36,40 +33,16 @@ def main() -> None:
     a = p.parse_args()
 
     from keras_bert_ft.layers import fused, transformer
-    from keras_bert_ft.training import create_optimizer
 
     if fused.fused_library() is None:
         raise SystemExit("the op library is not built: nothing to compare")
-    switch = SWITCHES[a.op]
-    real = getattr(transformer, switch)
-    rng = np.random.default_rng(0)
     rows = []
-    for length in a.lengths:
-        x = {"input_word_ids": rng.integers(1000, 20000, (a.batch, length)).astype(np.int32),
-             "input_mask": np.ones((a.batch, length), np.int32),
-             "input_type_ids": np.zeros((a.batch, length), np.int32)}  # fmt: skip
-        y = rng.integers(0, 2, a.batch).astype(np.int32)
-        models = {}
-        for name in ("tensorflow_ops", "fused"):
-            model = ours_model("float32")
-            model.compile(optimizer=create_optimizer(LEARNING_RATE, 1000),
-                          loss=model.default_loss())
-            # The choice is made when the step is traced, during the warm-up.
-            setattr(transformer, switch, real if name == "fused" else (lambda *args: False))
-            for _ in range(a.warmup):
-                model.train_on_batch(x, y)
-            models[name] = model
-        setattr(transformer, switch, real)
-        times = {name: [] for name in models}
-        for _ in range(a.steps):
-            for name, model in models.items():
-                start = time.perf_counter()
-                model.train_on_batch(x, y)
-                times[name].append(time.perf_counter() - start)
-        ms = {name: 1000 * statistics.median(t) for name, t in times.items()}
-        rows.append({"batch": a.batch, "length": length, "ms": ms,
+    for r in alternated_train_steps(transformer, SWITCHES[a.op], lambda *args: False,
+                                    ("tensorflow_ops", "fused"), a.lengths, a.batch, a.steps,
+                                    a.warmup):
+        ms = {name: 1000 * r[name] for name in ("tensorflow_ops", "fused")}
+        rows.append({"batch": a.batch, "length": r["length"], "ms": ms,
                      "speedup": ms["tensorflow_ops"] / ms["fused"]})  # fmt: skip
-        print(rows[-1], flush=True)
     lines = ["| batch x length | TF ops (ms/step) | fused (ms/step) | speed-up |",
              "| --- | ---: | ---: | ---: |"]
     lines += [f"| {r['batch']} x {r['length']} | {r['ms']['tensorflow_ops']:.1f} | "

@@ -21,7 +21,7 @@ import sys
 import time
 
 import numpy as np
-from _common import data_dir, write_result
+from _common import data_dir, others_running, write_result
 
 
 def packed_batches(tokenizer, n_batches: int, batch: int, max_length: int):
@@ -163,9 +163,7 @@ def main() -> int:
     p.add_argument("--max-predictions", type=int, default=20)
     p.add_argument("--steps", type=int, default=6)
     args = p.parse_args()
-    # Whether other jobs shared the cores when the run started (its own processes raise
-    # the figure later).
-    busy = os.getloadavg()[0] >= 0.75 * (os.cpu_count() or 1)
+    busy = others_running(os.getloadavg()[0])
 
     from keras_bert_ft.checkpoints import load_pretrained
 

@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 from _common import minilm_dir, write_result
+from _train_steps import alternated_train_steps
 from compute_speed import LEARNING_RATE, ours_model
 
 EMBEDDING_ROWS = 768  # gradient rows of the word embeddings for a batch of 32 x 24
@@ -105,36 +106,12 @@ def torch_update_times(updates: int, warmup: int) -> dict:
 
 def training_step_times(lengths, batch: int, steps: int, warmup: int) -> list[dict]:
     """Median `train_on_batch` seconds with the one-pass kernels and with TF's, alternated."""
-    from keras_bert_ft.training import create_optimizer, optimizers
+    from keras_bert_ft.training import optimizers
 
-    real = optimizers.one_pass_library
-    rng = np.random.default_rng(0)
-    rows = []
-    for length in lengths:
-        x = {"input_word_ids": rng.integers(1000, 20000, (batch, length)).astype(np.int32),
-             "input_mask": np.ones((batch, length), np.int32),
-             "input_type_ids": np.zeros((batch, length), np.int32)}  # fmt: skip
-        y = rng.integers(0, 2, batch).astype(np.int32)
-        models = {}
-        for name in ("tensorflow_kernels", "one_pass"):
-            model = ours_model("float32")
-            model.compile(optimizer=create_optimizer(LEARNING_RATE, 10_000, clipnorm=CLIP_NORM),
-                          loss=model.default_loss())
-            optimizers.one_pass_library = real if name == "one_pass" else (lambda: None)
-            for _ in range(warmup):
-                model.train_on_batch(x, y)
-            models[name] = model
-        optimizers.one_pass_library = real
-        times = {name: [] for name in models}
-        for _ in range(steps):
-            for name, model in models.items():
-                start = time.perf_counter()
-                model.train_on_batch(x, y)
-                times[name].append(time.perf_counter() - start)
-        medians = {name: statistics.median(t) for name, t in times.items()}
-        rows.append({"batch": batch, "length": length, **medians,
-                     "speedup": medians["tensorflow_kernels"] / medians["one_pass"]})
-    return rows
+    rows = alternated_train_steps(optimizers, "one_pass_library", lambda: None,
+                                  ("tensorflow_kernels", "one_pass"), lengths, batch, steps,
+                                  warmup)
+    return [{**r, "speedup": r["tensorflow_kernels"] / r["one_pass"]} for r in rows]
 
 
 def child(args) -> None:
