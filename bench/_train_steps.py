@@ -1,5 +1,6 @@
-"""Training steps of two variants of the MiniLM classifier, alternated in one process:
-what bench/fused_ops.py and bench/optimizer_update.py share."""
+"""Training (or inference) steps of two variants of the MiniLM classifier, alternated
+in one process: what bench/fused_ops.py, bench/optimizer_update.py and
+bench/first_token_path.py share."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import numpy as np
 from compute_speed import LEARNING_RATE, ours_model
 
 
-def alternated_train_steps(module, attribute: str, off, names: tuple[str, str],
+def alternated_steps(module, attribute: str, off, names: tuple[str, str],
                            lengths: Sequence[int], batch: int, steps: int,
-                           warmup: int) -> list[dict]:
+                           warmup: int, predict: bool = False) -> list[dict]:
     """Per length, the median `train_on_batch` seconds of two MiniLM classifiers (float32,
-    `compile`'s AdamW): `names[0]` traced with `module.attribute` replaced by `off`,
+    `compile`'s AdamW): `names[0]` built and traced with `module.attribute` replaced by `off`,
     `names[1]` with it as it is; both train on the same random batch (all positions real),
-    step by step in turn, after `warmup` untimed steps (the tracing)."""
+    step by step in turn, after `warmup` untimed steps (the tracing). With `predict`,
+    `predict_on_batch` steps instead (inference, nothing trains)."""
     from keras_bert_ft.training import create_optimizer
 
     real = getattr(module, attribute)
@@ -31,21 +33,23 @@ def alternated_train_steps(module, attribute: str, off, names: tuple[str, str],
         models = {}
         try:
             for name, value in zip(names, (off, real), strict=True):
+                # The choice is made when the model is built or its step traced.
+                setattr(module, attribute, value)
                 model = ours_model("float32")
                 model.compile(optimizer=create_optimizer(LEARNING_RATE, 10_000),
                               loss=model.default_loss())
-                # The choice is made when the step is traced, during the warm-up.
-                setattr(module, attribute, value)
+                step = (model.predict_on_batch if predict
+                        else lambda x, model=model, y=y: model.train_on_batch(x, y))
                 for _ in range(warmup):
-                    model.train_on_batch(x, y)
-                models[name] = model
+                    step(x)
+                models[name] = step
         finally:
             setattr(module, attribute, real)
         times = {name: [] for name in models}
         for _ in range(steps):
-            for name, model in models.items():
+            for name, step in models.items():
                 start = time.perf_counter()
-                model.train_on_batch(x, y)
+                step(x)
                 times[name].append(time.perf_counter() - start)
         rows.append({"batch": batch, "length": length,
                      **{name: statistics.median(t) for name, t in times.items()}})

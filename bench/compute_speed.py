@@ -395,7 +395,9 @@ def markdown(args, rows, summary, peaks, fp32_vs_bf16, quiet: bool) -> str:
         *table, "",
         f"- peak matmul ({args.peak_size}x{args.peak_size}, best of TF and PyTorch): "
         + ", ".join(f"{p} {v / 1e9:.0f} GFLOP/s" for p, v in peaks.items()),
-        "- utilisation = encoder forward FLOPs (x3 for a training step) / time / that peak",
+        "- utilisation = encoder forward FLOPs (x3 for a training step) / time / that peak; "
+        "the FLOPs are the whole encoder's on every side (our classifier runs the last "
+        "block for the [CLS] query alone, so its figure counts work it skips)",
     ]
     if fp32_vs_bf16:
         lines.append(f"- our bf16 export / our fp32 export, serve_ids batch 32: "

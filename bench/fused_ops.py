@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 from _common import write_result
-from _train_steps import alternated_train_steps
+from _train_steps import alternated_steps
 
 # The function of layers.transformer that decides, at tracing, whether each op is fused.
 SWITCHES = {"layer_norm": "can_fuse", "gelu": "can_fuse_elementwise"}
@@ -37,7 +37,7 @@ def main() -> None:
     if fused.fused_library() is None:
         raise SystemExit("the op library is not built: nothing to compare")
     rows = []
-    for r in alternated_train_steps(transformer, SWITCHES[a.op], lambda *args: False,
+    for r in alternated_steps(transformer, SWITCHES[a.op], lambda *args: False,
                                     ("tensorflow_ops", "fused"), a.lengths, a.batch, a.steps,
                                     a.warmup):
         ms = {name: 1000 * r[name] for name in ("tensorflow_ops", "fused")}

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 from _common import minilm_dir, write_result
-from _train_steps import alternated_train_steps
+from _train_steps import alternated_steps
 from compute_speed import LEARNING_RATE, ours_model
 
 EMBEDDING_ROWS = 768  # gradient rows of the word embeddings for a batch of 32 x 24
@@ -108,7 +108,7 @@ def training_step_times(lengths, batch: int, steps: int, warmup: int) -> list[di
     """Median `train_on_batch` seconds with the one-pass kernels and with TF's, alternated."""
     from keras_bert_ft.training import optimizers
 
-    rows = alternated_train_steps(optimizers, "one_pass_library", lambda: None,
+    rows = alternated_steps(optimizers, "one_pass_library", lambda: None,
                                   ("tensorflow_kernels", "one_pass"), lengths, batch, steps,
                                   warmup)
     return [{**r, "speedup": r["tensorflow_kernels"] / r["one_pass"]} for r in rows]

@@ -82,6 +82,23 @@ class FirstToken(keras.layers.Layer):
         return (sequence_shape[0], sequence_shape[2])
 
 
+def first_token_features(outputs: dict, pooling: str):
+    """The head's input from the encoder's first-token outputs (`BertEncoder`'s), which
+    leave all but the `[CLS]` query of the last block out of the graph; None where the
+    pooling reads other positions or the encoder has no such outputs."""
+    name = {"pooled": "first_token_pooled_output", "cls": "first_token_output"}.get(pooling)
+    return outputs.get(name)
+
+
+def _pooled_features(outputs: dict, pooling: str, input_mask):
+    """The head's input from the encoder's whole `sequence_output` (or its pooler's)."""
+    if pooling == "pooled":
+        return outputs["pooled_output"]
+    if pooling == "cls":
+        return FirstToken(name="cls_token")(outputs["sequence_output"])
+    return MaskedMeanPooling(name="mean_pooling")(outputs["sequence_output"], input_mask)
+
+
 def _packing_option(field: str) -> property:
     """A `BertClassifier` attribute that reads and sets one field of its packing options."""
 
@@ -199,20 +216,15 @@ class BertClassifier(keras.Model):
 
         inputs = {n: keras.Input(shape=(None,), dtype="int32", name=n) for n in INPUT_NAMES}
         outputs = encoder(inputs)
-        if pooling == "pooled":
-            if "pooled_output" not in outputs:
-                family = getattr(getattr(encoder, "config", None), "model_type", "this")
-                raise ValueError(
-                    f"pooling='pooled' needs the encoder's pooler, but the {family} encoder "
-                    "has none; use pooling='cls' or 'mean' (or head='family')"
-                )
-            x = outputs["pooled_output"]
-        elif pooling == "cls":
-            x = FirstToken(name="cls_token")(outputs["sequence_output"])
-        else:
-            x = MaskedMeanPooling(name="mean_pooling")(
-                outputs["sequence_output"], inputs["input_mask"]
+        if pooling == "pooled" and "pooled_output" not in outputs:
+            family = getattr(getattr(encoder, "config", None), "model_type", "this")
+            raise ValueError(
+                f"pooling='pooled' needs the encoder's pooler, but the {family} encoder "
+                "has none; use pooling='cls' or 'mean' (or head='family')"
             )
+        x = first_token_features(outputs, pooling)
+        if x is None:
+            x = _pooled_features(outputs, pooling, inputs["input_mask"])
         for i, units in enumerate(hidden_units):
             x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
             x = keras.layers.Dense(units, activation=hidden_activation, name=f"head_hidden_{i}")(x)

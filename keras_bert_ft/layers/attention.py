@@ -101,6 +101,39 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             tf.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size)), (2, 0, 3, 1, 4))
         # unstack, not qkv[i]: the gradient of indexing is three full-size StridedSliceGrads.
         q, k, v = tf.unstack(qkv, 3)
+        context = self._attend(q, k, v, bias, training)  # (batch, heads, seq, head)
+        context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size))
+        if tokens is not None:
+            context = pack(context, tokens)
+        return self._output_projection(context)
+
+    def attend_first_token(self, x, first, batch, seq, bias, training=None,
+                           tokens: RealTokens | None = None):
+        """Self-attention of the first position's query over every key: rows `x` as in
+        `attend_2d` (all, or the real tokens' with `tokens`), `first` (batch, hidden) the
+        first position's row of each sequence. Returns (batch, hidden), equal to row 0 of
+        each sequence of `attend_2d`'s output, without computing the other queries."""
+        dtype = self.compute_dtype
+        h = self.hidden_size
+        if is_quantized(self.query, self.key, self.value):
+            q = self.query(first) * (1.0 / math.sqrt(self.head_size))
+            kv = tf.concat([self.key(x), self.value(x)], 1)
+        else:
+            kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
+            q = tf.nn.bias_add(tf.matmul(first, kernel[:, :h]), bias_qkv[:h])
+            kv = tf.nn.bias_add(tf.matmul(x, kernel[:, h:]), bias_qkv[h:])
+        if tokens is not None:
+            kv = unpack(kv, tokens)
+        kv = tf.transpose(
+            tf.reshape(kv, (batch, seq, 2, self.num_heads, self.head_size)), (2, 0, 3, 1, 4))
+        k, v = tf.unstack(kv, 2)
+        q = tf.reshape(q, (batch, self.num_heads, 1, self.head_size))
+        context = self._attend(q, k, v, bias, training)  # (batch, heads, 1, head)
+        return self._output_projection(tf.reshape(context, (batch, h)))
+
+    def _attend(self, q, k, v, bias, training):
+        """softmax(q k^T + bias) v per head, with dropout on the probabilities."""
+        dtype = self.compute_dtype
         scores = tf.matmul(q, k, transpose_b=True)
         if dtype == "float16":
             # float16 would overflow on long or large-valued rows (and cannot hold -1e9).
@@ -109,12 +142,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             # float32, or bfloat16 (float32's range): no round trip through float32.
             probs = tf.nn.softmax(scores + tf.cast(bias, dtype))
         probs = self.dropout_layer(probs, training=training)
-        context = tf.matmul(probs, v)  # (batch, heads, seq, head)
-        context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size))
-        if tokens is not None:
-            context = pack(context, tokens)
+        return tf.matmul(probs, v)
+
+    def _output_projection(self, context):
         if is_quantized(self.output_dense):
             return self.output_dense(context)
+        dtype = self.compute_dtype
         kernel, bias_out = projection_weights(self.output_dense, dtype,
                                               lambda: dense_weights(self.output_dense, dtype))
         return tf.nn.bias_add(tf.matmul(context, kernel), bias_out)

@@ -18,12 +18,17 @@ class BertEncoder(keras.Model):
 
     Inputs (dict, int32, shape (batch, seq)): `input_word_ids`, `input_mask`,
     `input_type_ids`. Outputs (dict): `sequence_output` (batch, seq, hidden),
-    `pooled_output` (batch, hidden), and `encoder_outputs`, the list of every
-    transformer block's output.
+    `pooled_output` (batch, hidden), `encoder_outputs`, the list of every
+    transformer block's output, and `first_token_output` and
+    `first_token_pooled_output`: `sequence_output[:, 0]` and `pooled_output`
+    computed on a path of their own that runs the last block for the `[CLS]`
+    query alone. A graph that reads only those two (a classifier) does not run
+    the rest of the last block; in training their dropout draws are their own.
 
     DistilBERT and ELECTRA encoders are built from their configs the same way.
-    Without a pooler (`config.pooler` False) there is no `pooled_output` and no
-    `pooler` attribute; without token types `input_type_ids` is accepted and ignored.
+    Without a pooler (`config.pooler` False) there is no `pooled_output` (nor
+    `first_token_pooled_output`) and no `pooler` attribute; without token types
+    `input_type_ids` is accepted and ignored.
 
     Build it from a `BertConfig` (`BertEncoder(config)`) or from the config's
     fields as keyword arguments (`BertEncoder(num_layers=2, ...)`).
@@ -65,12 +70,19 @@ class BertEncoder(keras.Model):
         x = embeddings(inputs["input_word_ids"], inputs["input_type_ids"])
         encoder_outputs = []
         for b in blocks:
+            last_input = x
             x = b(x, mask)
             encoder_outputs.append(x)
+        # The last block at [CLS] alone: a model that reads only these outputs (a
+        # classifier) leaves the rest of that block out of its graph.
+        first_token = blocks[-1](last_input, mask, first_token_only=True)
         outputs = {"sequence_output": x}
         if pooler is not None:
             outputs["pooled_output"] = pooler(x)
         outputs["encoder_outputs"] = encoder_outputs
+        outputs["first_token_output"] = first_token
+        if pooler is not None:
+            outputs["first_token_pooled_output"] = pooler(first_token)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **model_kwargs)
         self.config = config
         self.embeddings = embeddings

@@ -5,7 +5,8 @@ import keras
 
 @keras.saving.register_keras_serializable(package="keras_bert_ft")
 class Pooler(keras.layers.Layer):
-    """Maps the `[CLS]` vector of a (batch, seq, hidden) input through dense + tanh."""
+    """Maps the `[CLS]` vector through dense + tanh: position 0 of a (batch, seq, hidden)
+    input, or a (batch, hidden) input that is that vector already."""
 
     def __init__(self, hidden_size: int, initializer_range: float = 0.02, **kwargs):
         super().__init__(**kwargs)
@@ -21,6 +22,8 @@ class Pooler(keras.layers.Layer):
         self.dense.build((None, hidden_size))
 
     def call(self, sequence_output):
+        if len(sequence_output.shape) == 2:
+            return self.dense(sequence_output)
         return self.dense(sequence_output[:, 0, :])
 
     def compute_output_shape(self, input_shape):

@@ -127,16 +127,40 @@ class TransformerBlock(keras.layers.Layer):
         """The block over rows (all batch * seq of them, or the real tokens' with `tokens`)."""
         attended = self.attention.attend_2d(rows, batch, seq, bias, training=training,
                                             tokens=tokens)
+        return self._feed_forward(rows, attended, training)
+
+    def _first_token_2d(self, rows, first, batch, seq, bias, training, tokens=None):
+        """The block's output at the first position only, (batch, hidden)."""
+        attended = self.attention.attend_first_token(rows, first, batch, seq, bias,
+                                                     training=training, tokens=tokens)
+        return self._feed_forward(first, attended, training)
+
+    def _feed_forward(self, rows, attended, training):
         rows = self._add_and_norm(rows, attended, self.attention_layer_norm, training)
         h = self._activate(self._dense_2d(rows, self.intermediate), training)
         h = self._dense_2d(h, self.output_dense)
         return self._add_and_norm(rows, h, self.output_layer_norm, training)
 
-    def call(self, x, mask, training=None):
+    def call(self, x, mask, training=None, first_token_only=False):
+        """The block over `x` (batch, seq, hidden); with `first_token_only`, just its
+        output at position 0, (batch, hidden): the keys and values still come from
+        every position, but no other query, feed-forward row or LayerNorm is computed."""
         batch, seq = tf.shape(x)[0], tf.shape(x)[1]
         # Rows (batch * seq, hidden): every dense layer is then a 2-D MatMul + BiasAdd.
         rows = tf.reshape(x, (-1, self.hidden_size))
         bias = attention_bias(mask)
+        if first_token_only:
+            first = x[:, 0, :]
+
+            def padded():
+                return self._first_token_2d(rows, first, batch, seq, bias, training)
+
+            def packed():
+                tokens = real_tokens(mask)
+                return self._first_token_2d(pack(rows, tokens), first, batch, seq, bias,
+                                            training, tokens)
+
+            return tf.cond(worth_packing(mask), packed, padded) if may_pack() else padded()
 
         def padded():
             return self._block_2d(rows, batch, seq, bias, training)
@@ -149,8 +173,9 @@ class TransformerBlock(keras.layers.Layer):
         rows = tf.cond(worth_packing(mask), packed, padded) if may_pack() else padded()
         return tf.reshape(rows, (batch, seq, self.hidden_size))
 
-    def compute_output_shape(self, x_shape, mask_shape=None):
-        return x_shape
+    def compute_output_spec(self, x, mask, training=None, first_token_only=False):
+        shape = (x.shape[0], x.shape[2]) if first_token_only else x.shape
+        return keras.KerasTensor(shape, dtype=self.compute_dtype)
 
     def get_config(self):
         return {

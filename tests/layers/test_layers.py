@@ -40,7 +40,8 @@ def _float32_policy():
 def test_encoder_outputs():
     enc = BertEncoder(BertConfig(**TINY))
     out = enc(batch())
-    assert set(out) == {"sequence_output", "pooled_output", "encoder_outputs"}
+    assert set(out) == {"sequence_output", "pooled_output", "encoder_outputs",
+                        "first_token_output", "first_token_pooled_output"}
     assert tuple(out["sequence_output"].shape) == (3, 11, 32)
     assert tuple(out["pooled_output"].shape) == (3, 32)
     assert len(out["encoder_outputs"]) == 3

@@ -10,3 +10,16 @@ def traced_op_types(fn: tf.types.experimental.GenericFunction) -> set[str]:
     graph_def = fn.get_concrete_function().graph.as_graph_def()
     return {node.op for node in graph_def.node} | {
         node.op for f in graph_def.library.function for node in f.node_def}
+
+
+def ops_reaching_outputs(concrete: tf.types.experimental.ConcreteFunction) -> list:
+    """The ops of `concrete`'s graph that its outputs depend on (through data or control
+    inputs): what TensorFlow runs once it has pruned the function's dead code."""
+    seen, stack = set(), [t.op for t in concrete.outputs]
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        stack += [t.op for t in op.inputs] + list(op.control_inputs)
+    return [op for op in concrete.graph.get_operations() if op.name in seen]
