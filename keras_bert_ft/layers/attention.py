@@ -118,10 +118,20 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if is_quantized(self.query, self.key, self.value):
             q = self.query(first) * (1.0 / math.sqrt(self.head_size))
             kv = tf.concat([self.key(x), self.value(x)], 1)
-        else:
+        elif training:
+            # Slicing copies the kernel, but spares every other row's query and its gradient.
             kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
             q = tf.nn.bias_add(tf.matmul(first, kernel[:, :h]), bias_qkv[:h])
             kv = tf.nn.bias_add(tf.matmul(x, kernel[:, h:]), bias_qkv[h:])
+        else:
+            # Inference: every row's projection, as in `attend_2d`, and no kernel copy (the
+            # copy cost more than the unused queries in a served batch of one).
+            kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
+            qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias_qkv)
+            if tokens is not None:
+                qkv, tokens = unpack(qkv, tokens), None
+            qkv = tf.reshape(qkv, (batch, seq, 3 * h))
+            q, kv = qkv[:, 0, :h], qkv[:, :, h:]
         if tokens is not None:
             kv = unpack(kv, tokens)
         kv = tf.transpose(
