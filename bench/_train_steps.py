@@ -12,6 +12,18 @@ import numpy as np
 from compute_speed import LEARNING_RATE, ours_model
 
 
+def alternated_medians(steps: dict, argument, count: int) -> dict:
+    """The median seconds of each of `steps` (name -> callable) called on `argument`,
+    `count` times each, the callables taking turns."""
+    times = {name: [] for name in steps}
+    for _ in range(count):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(argument)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def alternated_steps(module, attribute: str, off, names: tuple[str, str],
                            lengths: Sequence[int], batch: int, steps: int,
                            warmup: int, predict: bool = False) -> list[dict]:
@@ -45,13 +57,7 @@ def alternated_steps(module, attribute: str, off, names: tuple[str, str],
                 models[name] = step
         finally:
             setattr(module, attribute, real)
-        times = {name: [] for name in models}
-        for _ in range(steps):
-            for name, step in models.items():
-                start = time.perf_counter()
-                step(x)
-                times[name].append(time.perf_counter() - start)
         rows.append({"batch": batch, "length": length,
-                     **{name: statistics.median(t) for name, t in times.items()}})
+                     **alternated_medians(models, x, steps)})
         print(rows[-1], flush=True)
     return rows

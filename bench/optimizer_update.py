@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 from _common import minilm_dir, write_result
-from _train_steps import alternated_steps
+from _train_steps import alternated_medians, alternated_steps
 from compute_speed import LEARNING_RATE, ours_model
 
 EMBEDDING_ROWS = 768  # gradient rows of the word embeddings for a batch of 32 x 24
@@ -66,13 +64,7 @@ def tf_update_times(updates: int, warmup: int) -> dict:
             step(grads)
         steps[name] = step
     optimizers.one_pass_library = real
-    times = {name: [] for name in steps}
-    for _ in range(updates):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step(grads)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return alternated_medians(steps, grads, updates)
 
 
 def torch_update_times(updates: int, warmup: int) -> dict:
@@ -95,13 +87,8 @@ def torch_update_times(updates: int, warmup: int) -> dict:
     for optimizer in optimizers.values():
         for _ in range(warmup):
             step(optimizer)
-    times = {name: [] for name in optimizers}
-    for _ in range(updates):
-        for name, optimizer in optimizers.items():
-            start = time.perf_counter()
-            step(optimizer)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return alternated_medians({name: lambda _, o=optimizer: step(o)
+                               for name, optimizer in optimizers.items()}, None, updates)
 
 
 def training_step_times(lengths, batch: int, steps: int, warmup: int) -> list[dict]:

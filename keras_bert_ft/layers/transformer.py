@@ -152,26 +152,19 @@ class TransformerBlock(keras.layers.Layer):
         if first_token_only:
             first = x[:, 0, :]
 
-            def padded():
-                return self._first_token_2d(rows, first, batch, seq, bias, training)
-
-            def packed():
-                tokens = real_tokens(mask)
-                return self._first_token_2d(pack(rows, tokens), first, batch, seq, bias,
-                                            training, tokens)
-
-            return tf.cond(worth_packing(mask), packed, padded) if may_pack() else padded()
-
-        def padded():
-            return self._block_2d(rows, batch, seq, bias, training)
+            def run(rows, tokens=None):
+                return self._first_token_2d(rows, first, batch, seq, bias, training, tokens)
+        else:
+            def run(rows, tokens=None):
+                out = self._block_2d(rows, batch, seq, bias, training, tokens)
+                return out if tokens is None else unpack(out, tokens)
 
         def packed():
             tokens = real_tokens(mask)
-            return unpack(self._block_2d(pack(rows, tokens), batch, seq, bias, training,
-                                         tokens), tokens)
+            return run(pack(rows, tokens), tokens)
 
-        rows = tf.cond(worth_packing(mask), packed, padded) if may_pack() else padded()
-        return tf.reshape(rows, (batch, seq, self.hidden_size))
+        out = tf.cond(worth_packing(mask), packed, lambda: run(rows)) if may_pack() else run(rows)
+        return out if first_token_only else tf.reshape(out, (batch, seq, self.hidden_size))
 
     def compute_output_spec(self, x, mask, training=None, first_token_only=False):
         shape = (x.shape[0], x.shape[2]) if first_token_only else x.shape
