@@ -18,6 +18,7 @@ defaults KBF_DATA_DIR to the shared data folder beside the checkout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -25,7 +26,7 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +200,18 @@ def mean_spread(summary: dict, digits: int = 4) -> str:
 
 
 # --------------------------------------------------------------------------- timing
+
+
+@contextlib.contextmanager
+def replaced(module, attribute: str, value) -> Iterator[None]:
+    """`module.attribute` is `value` inside the block and what it was after it: a
+    variant of the package, for a benchmark that compares it with the real one."""
+    real = getattr(module, attribute)
+    setattr(module, attribute, value)
+    try:
+        yield
+    finally:
+        setattr(module, attribute, real)
 
 
 def timed(fn: Callable, items: Sequence, warmup: int) -> float:

@@ -1,6 +1,6 @@
 """Training (or inference) steps of two variants of the MiniLM classifier, alternated
-in one process: what bench/fused_ops.py, bench/optimizer_update.py and
-bench/first_token_path.py share."""
+in one process: what bench/fused_ops.py, bench/optimizer_update.py,
+bench/first_token_path.py and bench/export_ab.py share."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from _common import replaced
 from compute_speed import LEARNING_RATE, ours_model
+
+
+def random_ids(rng, batch: int, length: int) -> dict[str, np.ndarray]:
+    """The three id inputs of `batch` rows of `length` random word ids, every position
+    real, one segment."""
+    return {"input_word_ids": rng.integers(1000, 20000, (batch, length)).astype(np.int32),
+            "input_mask": np.ones((batch, length), np.int32),
+            "input_type_ids": np.zeros((batch, length), np.int32)}
 
 
 def alternated_medians(steps: dict, argument, count: int) -> dict:
@@ -38,15 +47,12 @@ def alternated_steps(module, attribute: str, off, names: tuple[str, str],
     rng = np.random.default_rng(0)
     rows = []
     for length in lengths:
-        x = {"input_word_ids": rng.integers(1000, 20000, (batch, length)).astype(np.int32),
-             "input_mask": np.ones((batch, length), np.int32),
-             "input_type_ids": np.zeros((batch, length), np.int32)}  # fmt: skip
+        x = random_ids(rng, batch, length)
         y = rng.integers(0, 2, batch).astype(np.int32)
         models = {}
-        try:
-            for name, value in zip(names, (off, real), strict=True):
-                # The choice is made when the model is built or its step traced.
-                setattr(module, attribute, value)
+        for name, value in zip(names, (off, real), strict=True):
+            # The choice is made when the model is built or its step traced.
+            with replaced(module, attribute, value):
                 model = ours_model("float32")
                 model.compile(optimizer=create_optimizer(LEARNING_RATE, 10_000),
                               loss=model.default_loss())
@@ -54,9 +60,7 @@ def alternated_steps(module, attribute: str, off, names: tuple[str, str],
                         else lambda x, model=model, y=y: model.train_on_batch(x, y))
                 for _ in range(warmup):
                     step(x)
-                models[name] = step
-        finally:
-            setattr(module, attribute, real)
+            models[name] = step
         rows.append({"batch": batch, "length": length,
                      **alternated_medians(models, x, steps)})
         print(rows[-1], flush=True)

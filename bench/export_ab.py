@@ -16,11 +16,13 @@ times. Writes bench/results/CHANGE.{json,md}.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 from collections.abc import Callable
 
 import numpy as np
-from _common import interleaved_latency_ms, write_result
+from _common import interleaved_latency_ms, replaced, write_result
+from _train_steps import random_ids
 from compute_speed import ours_model
 
 
@@ -33,17 +35,14 @@ def exports(module, attribute: str, off: Callable, names: tuple[str, str],
     from keras_bert_ft.serving import export_for_serving
 
     model = ours_model(precision)
-    real = getattr(module, attribute)
     signatures = {}
     for name in names:
-        if name == names[0]:
-            setattr(module, attribute, off)
-        try:
+        variant = (replaced(module, attribute, off) if name == names[0]
+                   else contextlib.nullcontext())
+        with variant:
             path = export_for_serving(model, export_dir=f"{folder}/{precision}_{name}",
                                       version=1, pairs=False, serving_config=False,
                                       precision=precision)
-        finally:
-            setattr(module, attribute, real)
         signatures[name] = tf.saved_model.load(str(path)).signatures["serve_ids"]
     return signatures
 
@@ -54,10 +53,8 @@ def id_batches(count: int, batch: int, rng) -> list[dict]:
 
     out = []
     for _ in range(count):
-        ids = rng.integers(1000, 20000, (batch, int(rng.integers(8, 40)))).astype(np.int32)
-        out.append({"input_word_ids": tf.constant(ids),
-                    "input_mask": tf.constant(np.ones_like(ids)),
-                    "input_type_ids": tf.constant(np.zeros_like(ids))})
+        ids = random_ids(rng, batch, int(rng.integers(8, 40)))
+        out.append({name: tf.constant(value) for name, value in ids.items()})
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from graph_ops import traced_nodes
 
 from keras_bert_ft.layers import TransformerBlock
 from keras_bert_ft.layers.attention import transpose
@@ -39,9 +40,7 @@ def test_transpose_gradient_is_the_inverse_transpose(training):
 
 def float_transposes(fn) -> list[str]:
     """The float `Transpose` nodes of `fn`'s graph and of its branch functions."""
-    graph_def = fn.get_concrete_function().graph.as_graph_def()
-    nodes = [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]
-    return [n.name for n in nodes
+    return [n.name for n in traced_nodes(fn)
             if n.op == "Transpose" and tf.as_dtype(n.attr["T"].type).is_floating]
 
 

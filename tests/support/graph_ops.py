@@ -5,11 +5,16 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def traced_nodes(fn: tf.types.experimental.GenericFunction) -> list:
+    """Every node of `fn`'s concrete graph (no arguments) and of its library functions
+    (the branches of its `cond`s)."""
+    graph_def = fn.get_concrete_function().graph.as_graph_def()
+    return [*graph_def.node, *(node for f in graph_def.library.function for node in f.node_def)]
+
+
 def traced_op_types(fn: tf.types.experimental.GenericFunction) -> set[str]:
     """Every op type of `fn`'s concrete graph (no arguments) and of its library functions."""
-    graph_def = fn.get_concrete_function().graph.as_graph_def()
-    return {node.op for node in graph_def.node} | {
-        node.op for f in graph_def.library.function for node in f.node_def}
+    return {node.op for node in traced_nodes(fn)}
 
 
 def ops_reaching_outputs(concrete: tf.types.experimental.ConcreteFunction) -> list:
