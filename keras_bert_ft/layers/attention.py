@@ -141,10 +141,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             q = self.query(first) * (1.0 / math.sqrt(self.head_size))
             kv = tf.concat([self.key(x), self.value(x)], 1)
         elif training:
-            # Slicing copies the kernel, but spares every other row's query and its gradient.
-            kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
-            q = tf.nn.bias_add(tf.matmul(first, kernel[:, :h]), bias_qkv[:h])
-            kv = tf.nn.bias_add(tf.matmul(x, kernel[:, h:]), bias_qkv[h:])
+            q, kv = self.first_token_projections(x, first, dtype)
         else:
             # Inference: every row's projection, as in `attend_2d`, and no kernel copy (the
             # copy cost more than the unused queries in a served batch of one).
@@ -162,6 +159,19 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         q = tf.reshape(q, (batch, self.num_heads, 1, self.head_size))
         context = self._attend(q, k, v, bias, training)  # (batch, heads, 1, head)
         return self._output_projection(tf.reshape(context, (batch, h)))
+
+    def first_token_projections(self, x, first, dtype):
+        """While training: the query of the `first` rows alone, (batch, hidden), and the
+        keys and values of every row `x`, (rows, 2 * hidden). Built from the query kernel
+        and a key-value kernel, not by slicing the fused q/k/v one: each slice would copy
+        it, and its gradient would be a full-size zero tensor filled twice (StridedSliceGrad)."""
+        scale = 1.0 / math.sqrt(self.head_size)
+        q = tf.nn.bias_add(tf.matmul(first, tf.cast(self.query.kernel * scale, dtype)),
+                           tf.cast(self.query.bias * scale, dtype))
+        kernel = tf.concat([self.key.kernel, self.value.kernel], 1)
+        bias = tf.concat([self.key.bias, self.value.bias], 0)
+        kv = tf.nn.bias_add(tf.matmul(x, tf.cast(kernel, dtype)), tf.cast(bias, dtype))
+        return q, kv
 
     def _attend(self, q, k, v, bias, training):
         """softmax(q k^T + bias) v per head, with dropout on the probabilities."""

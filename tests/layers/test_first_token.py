@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from graph_ops import ops_reaching_outputs
+from graph_ops import ops_reaching_outputs, traced_nodes
 
 from keras_bert_ft import models
 from keras_bert_ft.config import BertConfig
@@ -52,6 +52,20 @@ def test_first_token_block_equals_row_0_of_the_block(training, packed, monkeypat
     assert len(grads) == 2 + 16 - 1  # x and the block's 16 weights
     for a, b in zip(grads, full_grads, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_training_first_token_block_does_not_slice_the_fused_kernel():
+    # Slicing the (hidden, 3 * hidden) q/k/v kernel copied it, and its gradient was two
+    # full-size StridedSliceGrads; the query and key-value kernels are used instead.
+    block, x = block_and_inputs()
+
+    @tf.function
+    def step():
+        return first_row_and_gradients(block, x, True, training=True)
+
+    op_types = [node.op for node in traced_nodes(step)]
+    assert "StridedSliceGrad" in op_types  # x[:, 0]'s gradient: the check sees the tape
+    assert op_types.count("StridedSliceGrad") == 1
 
 
 def test_first_token_block_with_int8_projections():
