@@ -93,6 +93,11 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    metavar="N", help="gradient accumulation: one update per N batches, with "
                    "their mean gradient (an effective batch of N x --batch-size in the "
                    "memory of one; default %(default)s)")  # fmt: skip
+    g.add_argument("--steps-per-execution", type=integer(1),
+                   default=d("steps_per_execution"), metavar="N",
+                   help="batches per call of the compiled training step: the same updates "
+                   "with less per-batch overhead; the progress bar moves every N batches "
+                   "(default %(default)s)")  # fmt: skip
     from keras_bert_ft.training.finetune import DEFAULT_LEARNING_RATE, FROZEN_LEARNING_RATE
 
     g.add_argument("--learning-rate", type=POSITIVE, default=d("learning_rate"),
@@ -254,7 +259,7 @@ def settings_from_args(args):
         hidden_units=tuple(args.hidden_units), dropout=args.dropout,
         train_encoder_layers=layers, layer_decay=args.layer_decay,
         learning_rate=args.learning_rate, batch_size=args.batch_size,
-        accumulate_steps=args.accumulate_steps,
+        accumulate_steps=args.accumulate_steps, steps_per_execution=args.steps_per_execution,
         deterministic=args.deterministic, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
         weight_decay=args.weight_decay, clipnorm=args.clipnorm, max_length=args.max_length,
         truncation=args.truncation, head_tokens=args.head_tokens,

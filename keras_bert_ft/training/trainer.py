@@ -35,6 +35,7 @@ def compile_classifier(
     metrics: Sequence | None = None,
     jit_compile: bool = False,
     accumulate_steps: int = 1,
+    steps_per_execution: int = 1,
 ) -> None:
     """Compile `model` (a `BertClassifier`) with AdamW and the warm-up/decay schedule.
 
@@ -43,10 +44,21 @@ def compile_classifier(
     rates. `accumulate_steps` N > 1 applies one update per N batches with their
     mean gradient (N batches of B train like one of N * B, in the memory of B);
     the schedule counts applied updates. Remainder batches at an epoch's end
-    carry over into the next epoch's first update. The loss and metrics default
+    carry over into the next epoch's first update. `steps_per_execution` runs
+    that many batches in one call of the compiled step (Keras' own setting): the
+    same updates, without Python's per-batch overhead, but batch-level
+    callbacks see only every Nth batch; under a `tf.distribute` strategy it must
+    stay 1 (Keras 3's multi-step loop fails there, keras-team/keras#19246). The loss
+    and metrics default
     to the ones matching the head. Call it inside `strategy.scope()` when
     training with a strategy, and after choosing what is frozen.
     """
+    if steps_per_execution > 1 and tf.distribute.has_strategy():
+        raise ValueError(
+            f"steps_per_execution={steps_per_execution} under "
+            f"{type(tf.distribute.get_strategy()).__name__}: Keras' loop of several steps "
+            "per call fails under a distribution strategy (keras-team/keras#19246); use 1"
+        )
     multipliers = model.layerwise_lr_multipliers(layer_decay) if layer_decay else None
     optimizer = create_optimizer(
         learning_rate, total_steps, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
@@ -57,6 +69,7 @@ def compile_classifier(
         loss=loss if loss is not None else model.default_loss(),
         metrics=list(metrics) if metrics is not None else model.default_metrics(),
         jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
     )
 
 

@@ -36,7 +36,7 @@ class BertHyperModel(kt.HyperModel):
         compile_classifier(
             model, total_steps=math.ceil(len(self.train) / batch) * epochs, learning_rate=lr,
             warmup_ratio=s.warmup_ratio, weight_decay=s.weight_decay, clipnorm=s.clipnorm,
-            layer_decay=s.layer_decay,
+            layer_decay=s.layer_decay, steps_per_execution=s.steps_per_execution,
         )  # fmt: skip
         return model
 
