@@ -3,12 +3,9 @@
     KBF_DATA_DIR=../shared/data python bench/finetune_throughput.py [--batches 40]
 
 Runs side by side, on the same rows and the same all-MiniLM-L6-v2 size:
-  keras_bert_ft      C++ tokenizer, tf.data with length bucketing + dynamic padding, model.fit
-                     with 8 batches per call of the step (`finetune()`'s steps_per_execution);
+  keras_bert_ft      C++ tokenizer, tf.data with length bucketing + dynamic padding, model.fit;
                      the pooler head over [CLS], as HF's BertForSequenceClassification and
                      keras-hub's BertTextClassifier have
-  keras_bert_ft_one_step_per_call
-                     the same with one batch per call (Keras' default steps_per_execution)
   keras_bert_ft_mean_pooling
                      the same with mean pooling, our fine-tuning recipe's default head (it
                      reads every position of the last block, so it runs all of that block)
@@ -40,23 +37,17 @@ from _common import minilm_dir, timed, write_result
 BATCH = 32
 
 
-def bench_ours(texts, labels, warmup, bucket: bool = True, pooling: str = "pooled",
-               steps_per_execution: int | None = None):
-    """Our fine-tuning recipe's pipeline and step; `steps_per_execution` defaults to the
-    recipe's (`FinetuneSettings`)."""
+def bench_ours(texts, labels, warmup, bucket: bool = True, pooling: str = "pooled"):
     import numpy as np
 
     from keras_bert_ft.checkpoints import load_pretrained
     from keras_bert_ft.data import make_dataset
     from keras_bert_ft.models import BertClassifier
     from keras_bert_ft.training import compile_classifier
-    from keras_bert_ft.training.finetune import FinetuneSettings
 
-    if steps_per_execution is None:
-        steps_per_execution = FinetuneSettings().steps_per_execution
     encoder, tok, _ = load_pretrained("all-minilm-l6-v2")
     model = BertClassifier(encoder, 2, pooling=pooling, tokenizer=tok)
-    compile_classifier(model, total_steps=1000, steps_per_execution=steps_per_execution)
+    compile_classifier(model, total_steps=1000)
     n_warm = warmup * BATCH
     warm = make_dataset(texts[:n_warm], np.array(labels[:n_warm]), tok, batch_size=BATCH,
                         shuffle=bucket, seed=0, bucket=bucket)  # fmt: skip
@@ -160,19 +151,12 @@ def bench_ours_unbucketed(texts, labels, warmup):
     return bench_ours(texts, labels, warmup, bucket=False)
 
 
-def bench_ours_one_step_per_call(texts, labels, warmup):
-    """Ours with one batch per call of the compiled step (Keras' default)."""
-    return bench_ours(texts, labels, warmup, steps_per_execution=1)
-
-
 def bench_ours_mean_pooling(texts, labels, warmup):
     """Ours with mean pooling, the head `keras_bert_ft.training.finetune` defaults to."""
     return bench_ours(texts, labels, warmup, pooling="mean")
 
 
-RUNNERS = {"keras_bert_ft": bench_ours,
-           "keras_bert_ft_one_step_per_call": bench_ours_one_step_per_call,
-           "keras_bert_ft_mean_pooling": bench_ours_mean_pooling,
+RUNNERS = {"keras_bert_ft": bench_ours, "keras_bert_ft_mean_pooling": bench_ours_mean_pooling,
            "keras_bert_ft_unbucketed": bench_ours_unbucketed,
            "hf_torch": bench_hf,
            "hf_torch_grouped": bench_hf_grouped, "keras_hub": bench_keras_hub}
@@ -222,8 +206,7 @@ def main() -> int:
     ratios = {}
     pairs = (("keras_bert_ft", "hf_torch", 1.5), ("keras_bert_ft", "hf_torch_grouped", 1.5),
              ("keras_bert_ft", "keras_hub", 5.0), ("keras_bert_ft_unbucketed", "hf_torch", None),
-             ("keras_bert_ft_mean_pooling", "hf_torch_grouped", None),
-             ("keras_bert_ft_one_step_per_call", "hf_torch_grouped", None))
+             ("keras_bert_ft_mean_pooling", "hf_torch_grouped", None))
     for mine, other, target in pairs:
         if mine in results and other in results:
             r = results[mine]["examples_per_second"] / results[other]["examples_per_second"]
@@ -241,10 +224,7 @@ def main() -> int:
         "wall_seconds": round(time.perf_counter() - wall_start, 1),
     }
     labels_of = {"keras_bert_ft": "keras_bert_ft: C++ tokenizer, tf.data bucketing + dynamic "
-                 "padding, `model.fit` with 8 batches per call (`finetune()`'s "
-                 "steps_per_execution), pooler head (as HF's and keras-hub's)",
-                 "keras_bert_ft_one_step_per_call": ("keras_bert_ft as above with one batch "
-                                                     "per call (Keras' default)"),
+                 "padding, `model.fit`, pooler head (as HF's and keras-hub's)",
                  "keras_bert_ft_mean_pooling": ("keras_bert_ft as above with mean pooling (our "
                                                 "fine-tuning recipe's default head)"),
                  "keras_bert_ft_unbucketed": ("keras_bert_ft without bucketing: batches in row "

@@ -1,5 +1,5 @@
 """Batches per call of the compiled training step: `model.fit` with Keras' default of one
-against `finetune()`'s eight, two copies of the classifier in one process, in turns.
+against `--many` (8), two copies of the classifier in one process, in turns.
 
     KBF_DATA_DIR=../shared/data python bench/steps_per_execution.py [--batches 40] [--rounds 4]
 

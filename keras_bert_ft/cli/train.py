@@ -95,9 +95,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    "memory of one; default %(default)s)")  # fmt: skip
     g.add_argument("--steps-per-execution", type=integer(1),
                    default=d("steps_per_execution"), metavar="N",
-                   help="batches per call of the compiled training step: the same updates "
-                   "with less per-batch overhead; the progress bar moves every N batches "
-                   "(default %(default)s)")  # fmt: skip
+                   help="batches per call of the compiled training step (Keras' "
+                   "steps_per_execution): the same updates, less Python per batch; the "
+                   "progress bar moves every N batches (default %(default)s)")  # fmt: skip
     from keras_bert_ft.training.finetune import DEFAULT_LEARNING_RATE, FROZEN_LEARNING_RATE
 
     g.add_argument("--learning-rate", type=POSITIVE, default=d("learning_rate"),

@@ -96,6 +96,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.output_dense = dense("output")
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
+    @property
+    def query_scale(self) -> float:
+        """1 / sqrt(head size): the scores' scale, folded into the query."""
+        return 1.0 / math.sqrt(self.head_size)
+
     def build(self, x_shape=None, mask_shape=None):
         # The weights are made in __init__, so checkpoints load before any call;
         # `attend_2d` is called directly by the block, never through `__call__`.
@@ -111,8 +116,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         """
         dtype = self.compute_dtype
         if is_quantized(self.query, self.key, self.value):
-            scale = 1.0 / math.sqrt(self.head_size)
-            qkv = tf.concat([self.query(x) * scale, self.key(x), self.value(x)], 1)
+            qkv = tf.concat([self.query(x) * self.query_scale, self.key(x), self.value(x)], 1)
         else:
             kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
             qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias_qkv)
@@ -138,7 +142,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         dtype = self.compute_dtype
         h = self.hidden_size
         if is_quantized(self.query, self.key, self.value):
-            q = self.query(first) * (1.0 / math.sqrt(self.head_size))
+            q = self.query(first) * self.query_scale
             kv = tf.concat([self.key(x), self.value(x)], 1)
         elif training:
             q, kv = self.first_token_projections(x, first, dtype)
@@ -165,7 +169,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         keys and values of every row `x`, (rows, 2 * hidden). Built from the query kernel
         and a key-value kernel, not by slicing the fused q/k/v one: each slice would copy
         it, and its gradient would be a full-size zero tensor filled twice (StridedSliceGrad)."""
-        scale = 1.0 / math.sqrt(self.head_size)
+        scale = self.query_scale
         q = tf.nn.bias_add(tf.matmul(first, tf.cast(self.query.kernel * scale, dtype)),
                            tf.cast(self.query.bias * scale, dtype))
         kernel = tf.concat([self.key.kernel, self.value.kernel], 1)
@@ -196,7 +200,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def qkv_weights(self, dtype):
         """One fused projection: q (pre-scaled), k and v side by side, (hidden, 3 * hidden)."""
-        scale = 1.0 / math.sqrt(self.head_size)
+        scale = self.query_scale
         kernel = tf.concat([self.query.kernel * scale, self.key.kernel, self.value.kernel], 1)
         bias = tf.concat([self.query.bias * scale, self.key.bias, self.value.bias], 0)
         return tf.cast(kernel, dtype), tf.cast(bias, dtype)

@@ -85,10 +85,10 @@ class FinetuneSettings:
     output_dir: str | None = None
     resume: bool = True
     jit_compile: bool = False
-    # Batches per call of the compiled step: the same updates with less Python per
-    # batch (docs/speed.md, round 11); no callback of a run works per batch. Under a
+    # Batches per call of the compiled step (Keras' setting): the same updates; 8 was no
+    # faster end to end at batch 32 on the CPU (docs/speed.md, round 11). Under a
     # distribution strategy the run takes one (see `compile_classifier`).
-    steps_per_execution: int = 8
+    steps_per_execution: int = 1
     verbose: int | str = 1
     extra: dict = field(default_factory=dict)
 

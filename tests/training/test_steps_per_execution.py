@@ -1,6 +1,7 @@
 """`steps_per_execution`: several batches per call of the compiled step train exactly
-as one batch per call does (same dropout draws, same updates, a short last call), and
-the fine-tuning recipe, the library call and the CLI pass it on."""
+as one batch per call does (same dropout draws, same updates, a short last call); the
+library call, the fine-tuning recipe and the CLI pass it on; distribution strategies
+are refused more than one."""
 
 from __future__ import annotations
 
@@ -51,13 +52,13 @@ def test_several_batches_per_call_give_the_same_training():
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(other, one, strict=True)) > 1e-4
 
 
-def test_compile_classifier_sets_it_and_the_recipe_defaults_to_eight():
+def test_compile_classifier_sets_it_and_the_recipe_defaults_to_one():
     model = BertClassifier(tiny_encoder(), 2)
     compile_classifier(model, total_steps=4)
     assert model.steps_per_execution == 1  # Keras' default for the library call
     compile_classifier(model, total_steps=4, steps_per_execution=3)
     assert model.steps_per_execution == 3
-    assert FinetuneSettings().steps_per_execution == 8
+    assert FinetuneSettings().steps_per_execution == 1
 
 
 def test_cli_option_reaches_the_settings():
@@ -68,7 +69,7 @@ def test_cli_option_reaches_the_settings():
     args = parser.parse_args(["train", "--data", "sst2", "--steps-per-execution", "2"])
     assert settings_from_args(args).steps_per_execution == 2
     args = parser.parse_args(["train", "--data", "sst2"])
-    assert settings_from_args(args).steps_per_execution == 8
+    assert settings_from_args(args).steps_per_execution == 1
 
 
 def test_several_steps_per_call_are_refused_under_a_distribution_strategy():
