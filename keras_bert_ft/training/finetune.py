@@ -315,12 +315,17 @@ def finetune(
         val_ds = _shard_by_data(val_ds) if val_ds is not None else None
     steps_per_epoch = math.ceil(train_rows / s.batch_size)
     with strategy.scope():
+        steps_per_execution = s.steps_per_execution
+        if steps_per_execution > 1 and tf.distribute.has_strategy():
+            log(f"Note: steps_per_execution={steps_per_execution} asked, 1 used: Keras' "
+                f"loop of several steps per call fails under {type(strategy).__name__}.")
+            steps_per_execution = 1
         compile_classifier(
             model, total_steps=steps_per_epoch * s.epochs, learning_rate=s.learning_rate,
             warmup_ratio=s.warmup_ratio, weight_decay=s.weight_decay, clipnorm=s.clipnorm,
             layer_decay=s.layer_decay, jit_compile=s.jit_compile,
             accumulate_steps=s.accumulate_steps,
-            steps_per_execution=1 if tf.distribute.has_strategy() else s.steps_per_execution,
+            steps_per_execution=steps_per_execution,
         )  # fmt: skip
     monitor = s.monitor if val_ds is not None else s.monitor.removeprefix("val_")
     # Saving can run collective ops under a multi-worker strategy, so every

@@ -46,11 +46,10 @@ def compile_classifier(
     the schedule counts applied updates. Remainder batches at an epoch's end
     carry over into the next epoch's first update. `steps_per_execution` runs
     that many batches in one call of the compiled step (Keras' own setting): the
-    same updates, without Python's per-batch overhead, but batch-level
-    callbacks see only every Nth batch; under a `tf.distribute` strategy it must
-    stay 1 (Keras 3's multi-step loop fails there, keras-team/keras#19246). The loss
-    and metrics default
-    to the ones matching the head. Call it inside `strategy.scope()` when
+    same updates with less Python per batch, but batch-level callbacks see only
+    every Nth batch; under a `tf.distribute` strategy it must stay 1 (Keras 3's
+    multi-step loop fails there, keras-team/keras#19246). The loss and metrics
+    default to the ones matching the head. Call it inside `strategy.scope()` when
     training with a strategy, and after choosing what is frozen.
     """
     if steps_per_execution > 1 and tf.distribute.has_strategy():
