@@ -89,20 +89,16 @@ NOTABLE_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 def cpu_model() -> str:
     """The CPU's model name and notable features (/proc/cpuinfo), e.g. "AMD EPYC (avx2,
-    avx512f)", or "unknown": ratios between frameworks differ from one CPU to another."""
-    name, flags = "unknown", set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and name == "unknown":
-                    name = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    notable = [flag for flag in NOTABLE_CPU_FLAGS if flag in flags]
-    return f"{name} ({', '.join(notable) or 'none of ' + ', '.join(NOTABLE_CPU_FLAGS)})"
+    avx512f)", or "unknown": ratios between frameworks differ from one CPU to another.
+    Imports the package when called (see `atomic_write`)."""
+    from keras_bert_ft.cpu_features import cpu_info
+
+    info = cpu_info()
+    if info is None:
+        return "unknown"
+    notable = [flag for flag in NOTABLE_CPU_FLAGS if flag in info.flags]
+    return (f"{info.model_name} "
+            f"({', '.join(notable) or 'none of ' + ', '.join(NOTABLE_CPU_FLAGS)})")
 
 
 def machine_line() -> str:

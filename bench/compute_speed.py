@@ -321,6 +321,10 @@ def run_child(args, name: str, precision: str, **extra) -> dict:
     env = dict(os.environ)
     if name in ("hf_train", "hf_eval", "torch_peak"):
         env["CUDA_VISIBLE_DEVICES"] = ""
+    elif args.onednn != "tf-default":
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1" if args.onednn == "on" else "0"
+    else:
+        env.pop("TF_ENABLE_ONEDNN_OPTS", None)
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
@@ -399,6 +403,14 @@ def markdown(args, rows, summary, peaks, fp32_vs_bf16, quiet: bool) -> str:
         "the FLOPs are the whole encoder's on every side (our classifier runs the last "
         "block for the [CLS] query alone, so its figure counts work it skips)",
     ]
+    lines.append(f"- TensorFlow's oneDNN kernels in our processes: `--onednn {args.onednn}`"
+                 + {"on": " (TF_ENABLE_ONEDNN_OPTS=1, as importing keras_bert_ft sets it)",
+                    "off": " (TF_ENABLE_ONEDNN_OPTS=0)",
+                    "tf-default": " (TF_ENABLE_ONEDNN_OPTS unset)"}[args.onednn])
+    skipped = [p for p in args.precisions if p not in args.torch_precisions]
+    if skipped:
+        lines.append(f"- PyTorch not run in {', '.join(skipped)} (`--torch-precisions`): no "
+                     "ratio against it there")
     if fp32_vs_bf16:
         lines.append(f"- our bf16 export / our fp32 export, serve_ids batch 32: "
                      f"{fp32_vs_bf16:.2f}x")
@@ -419,11 +431,12 @@ def measure_round(args) -> dict:
     for precision in args.precisions:
         print(f"{precision}:", flush=True)
         jobs = []
+        torch_too = precision in args.torch_precisions
         if "peak" in args.only:
-            jobs += [("tf_peak", {}), ("torch_peak", {})]
+            jobs += [("tf_peak", {})] + [("torch_peak", {})] * torch_too
         if "train" in args.only:
-            jobs += [("ours_train", {}), ("hf_train", {})]
-        if "predict" in args.only or "serve" in args.only:
+            jobs += [("ours_train", {})] + [("hf_train", {})] * torch_too
+        if ("predict" in args.only or "serve" in args.only) and torch_too:
             jobs += [("hf_eval", {})]
         if "predict" in args.only:
             jobs += [("ours_predict", {})]
@@ -446,6 +459,16 @@ def main() -> int:
     p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     p.add_argument("--only", nargs="+", choices=["train", "predict", "serve", "peak"],
                    default=["train", "predict", "serve", "peak"])
+    p.add_argument("--torch-precisions", nargs="*", choices=PRECISIONS,
+                   default=list(PRECISIONS),
+                   help="run the PyTorch side in these only (its bfloat16 on a CPU without "
+                   "bfloat16 instructions takes hours); ours still runs in every --precisions")
+    p.add_argument("--name", help="results file name (default compute_speed, or "
+                   "compute_speed_ungrouped with --grouping none)")
+    p.add_argument("--onednn", choices=("on", "off", "tf-default"), default="on",
+                   help="TF_ENABLE_ONEDNN_OPTS for our processes: on (what importing "
+                   "keras_bert_ft sets, and what docs/serving.md tells TF Serving users), off, "
+                   "or unset (TensorFlow's default for this CPU)")
     p.add_argument("--steps-per-execution", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grouping", choices=["length", "none"], default="length",
@@ -488,10 +511,9 @@ def main() -> int:
                                    seconds.get((precision, "torch_peak:matmul_flops_per_s"), 0))
             peaks[precision] = peaks[precision] or float("nan")
     rows = build_rows(args, seconds, flops, peaks)
-    ours_export = {r["precision"]: r["ours_examples_per_s"] for r in rows
-                   if r["row"] == "serve_ids vs eval" and r["batch_size"] == 32}
-    bf16_gain = (ours_export["bfloat16"] / ours_export["float32"]
-                 if len(ours_export) == 2 else None)
+    export_seconds = [seconds.get((p, "ours_serve:serve_ids_b32")) for p in PRECISIONS]
+    bf16_gain = (export_seconds[0] / export_seconds[1]
+                 if None not in export_seconds else None)
     load_end = os.getloadavg()
     quiet = not others_running(load_start[0])
     md = markdown(args, rows, summary, peaks, bf16_gain, quiet)
@@ -512,8 +534,8 @@ def main() -> int:
         "wall_seconds": round(time.perf_counter() - wall, 1),
     }
     if not args.no_write:
-        write_result("compute_speed" if args.grouping == "length" else "compute_speed_ungrouped",
-                     payload, md)
+        default = "compute_speed" if args.grouping == "length" else "compute_speed_ungrouped"
+        write_result(args.name or default, payload, md)
     return 0
 
 

@@ -170,6 +170,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=1,
                    help="time every framework this many times (alternating); report medians")
     p.add_argument("--no-write", action="store_true", help="print, do not write results/")
+    p.add_argument("--name", default="finetune_throughput", help="results file name")
     args = p.parse_args()
 
     from keras_bert_ft.data import load_dataset
@@ -255,10 +256,13 @@ def main() -> int:
         "(rows in order, each batch padded to its longest row). Every row but "
         "keras_bert_ft_mean_pooling has the same head: the pooler (dense + tanh over [CLS]), "
         "dropout, a dense layer.",
+        f"- TF_ENABLE_ONEDNN_OPTS in every framework's process: "
+        f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')} (importing keras_bert_ft sets 1 "
+        "where nobody chose; the keras-hub process inherits it)",
         f"- wall time of the whole run: {payload['wall_seconds']:.0f} s"])  # fmt: skip
     print(md)
     if not args.no_write:
-        write_result("finetune_throughput", payload, md)
+        write_result(args.name, payload, md)
     return 0
 
 

@@ -5,7 +5,13 @@ first use, so that importing a lower layer of the package loads nothing above
 it, and `keras_bert_ft.cli` can quiet TensorFlow before it loads.
 """
 
-from keras_bert_ft._lazy import lazy_getattr
+# Before anything loads TensorFlow: its oneDNN kernels, off by default on some CPUs.
+from keras_bert_ft.cpu_features import prefer_onednn, warn_if_onednn_is_off
+
+if not prefer_onednn():
+    warn_if_onednn_is_off()
+
+from keras_bert_ft._lazy import lazy_getattr  # noqa: E402
 from keras_bert_ft.errors import (
     CheckpointFormatError,
     DataError,

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# First, as in a user's script that imports it before TensorFlow: the package turns
+# TensorFlow's oneDNN kernels on where TensorFlow leaves them off (keras_bert_ft.cpu_features).
+import keras_bert_ft  # noqa: F401
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Test helpers (tiny models, corpora readers, subprocess scripts) live in tests/support.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))

@@ -59,6 +59,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from keras_bert_ft.cpu_features import warn_if_bfloat16_is_slow
 from keras_bert_ft.layers.precast import projection_copies, substituted_projections
 from keras_bert_ft.lora import merged_lora
 from keras_bert_ft.serving.op_check import CUSTOM_TOKENIZER_OPS, check_servable
@@ -339,6 +340,8 @@ def export_for_serving(
     thresholds = model.decision_thresholds().tolist() if head == "multi_label" else None
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bfloat16":
+        warn_if_bfloat16_is_slow("a bfloat16 export served on a CPU like this one")
     if tokenizer_ops not in TOKENIZER_OPS:
         raise ValueError(f"tokenizer_ops must be one of {TOKENIZER_OPS}, got {tokenizer_ops!r}")
     from keras_bert_ft.tokenizers.preprocessor import TextPreprocessor

@@ -8,6 +8,8 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_bert_ft.cpu_features import warn_if_bfloat16_is_slow
+
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -82,6 +84,8 @@ def set_precision(policy: str = "float32") -> None:
     """
     if policy not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {policy!r}")
+    if policy == "mixed_bfloat16" and not tf.config.list_physical_devices("GPU"):
+        warn_if_bfloat16_is_slow("mixed_bfloat16 training on this CPU")
     keras.mixed_precision.set_global_policy(policy)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_bert_ft import cpu_features
 from keras_bert_ft.serving.export import (
     IDS_SIGNATURE,
     TEXT_SIGNATURE,
@@ -341,13 +342,19 @@ def test_export_stores_only_the_weights_of_a_trained_model(tmp_path):
                                atol=1e-5)
 
 
-def test_bfloat16_export_agrees_with_float32_and_stores_bfloat16_projections(single, tmp_path):
+def test_bfloat16_export_agrees_with_float32_and_stores_bfloat16_projections(
+        single, tmp_path, monkeypatch):
     """precision="bfloat16" of a float32 model: the projections are stored in bfloat16
     (same count of values), only allowed ops, and the probabilities on 64 real SST-2
-    dev sentences stay within 2e-2 of the float32 model's, with the same argmax."""
+    dev sentences stay within 2e-2 of the float32 model's, with the same argmax. On a
+    CPU without bfloat16 instructions the export warns that it will be slower there."""
     model, tokenizer, _, inputs = single
     texts = inputs["text"][:64]
-    path = export_for_serving(model, tokenizer, tmp_path / "bf16", precision="bfloat16")
+    monkeypatch.setattr(cpu_features, "cpu_info",
+                        lambda: cpu_features.CpuInfo("AVX2 CPU", frozenset({"avx2", "fma"})))
+    with pytest.warns(UserWarning, match=r"a bfloat16 export served on a CPU like this one: "
+                                         r"this CPU \(AVX2 CPU\) has none"):
+        path = export_for_serving(model, tokenizer, tmp_path / "bf16", precision="bfloat16")
     assert model.encoder.compute_dtype == "float32"  # the model's own policy is back
     assert unsupported_ops(path) == []
     assert stored_values(path) == model.count_params()

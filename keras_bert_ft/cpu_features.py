@@ -1,0 +1,110 @@
+"""What this CPU needs from TensorFlow to run the encoder fast.
+
+oneDNN: TensorFlow 2.21 turns its oneDNN kernels on by default only on CPUs with
+AVX512-VNNI, AVX512-BF16 or AMX; elsewhere (AVX2-only CPUs) its matmuls fall back to
+Eigen's, built for AVX without FMA. There oneDNN made our training step 1.5x and
+`predict` 1.9x faster (docs/speed.md, round 12), so importing the package turns it on
+for the process (`prefer_onednn`), unless TF_ENABLE_ONEDNN_OPTS is set or TensorFlow
+is already loaded (it reads the variable once, at import).
+
+bfloat16:
+TensorFlow's bfloat16 matmuls gain on a CPU only through oneDNN's bfloat16 kernels,
+which need AVX512-BF16, AMX or AVX-NE-CONVERT. On a CPU without those instructions
+(AVX2 only, or AVX-512 without BF16) bfloat16 is converted element by element, and a
+bfloat16 export or mixed_bfloat16 training runs slower than float32 (docs/speed.md,
+round 12), on top of its lower precision. So the two say so when asked for there.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import sys
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+
+# /proc/cpuinfo's names for the instructions oneDNN's bfloat16 kernels use.
+BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16", "avx_ne_convert")
+
+
+class CpuInfo(NamedTuple):
+    model_name: str
+    flags: frozenset[str]
+
+
+@functools.cache
+def cpu_info(path: str = "/proc/cpuinfo") -> CpuInfo | None:
+    """The first processor's model name and feature flags; None where `path` is
+    unreadable or lists no flags (not Linux, or a restricted container)."""
+    name, flags = "unknown", None
+    try:
+        with Path(path).open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and name == "unknown":
+                    name = value.strip()
+                elif key == "flags" and flags is None:
+                    flags = frozenset(value.split())
+    except OSError:
+        return None
+    return None if flags is None else CpuInfo(name, flags)
+
+
+def bfloat16_instructions(info: CpuInfo | None = None) -> tuple[str, ...] | None:
+    """The bfloat16 instruction sets this CPU has (of `BFLOAT16_FLAGS`), empty when it
+    has none; None when its features cannot be read."""
+    info = info if info is not None else cpu_info()
+    if info is None:
+        return None
+    return tuple(flag for flag in BFLOAT16_FLAGS if flag in info.flags)
+
+
+def warn_if_bfloat16_is_slow(what: str, info: CpuInfo | None = None) -> bool:
+    """Warn that `what` (e.g. "a bfloat16 export") will be slower than float32 on this
+    CPU when it has no bfloat16 instructions; return whether it warned."""
+    info = info if info is not None else cpu_info()
+    if bfloat16_instructions(info) != ():
+        return False
+    warnings.warn(
+        f"{what}: this CPU ({info.model_name}) has none of the bfloat16 instructions "
+        f"oneDNN uses ({', '.join(BFLOAT16_FLAGS)}), so bfloat16 runs slower than "
+        "float32 on it; use float32 here, bfloat16 on a CPU that has them",
+        stacklevel=3)
+    return True
+
+
+def prefer_onednn(environ: dict | None = None) -> bool:
+    """Set TF_ENABLE_ONEDNN_OPTS=1 on x86-64 Linux when nobody chose and TensorFlow is
+    not loaded yet; return whether it was set. (Where TensorFlow already enables
+    oneDNN by default this changes nothing.)"""
+    environ = os.environ if environ is None else environ
+    if ONEDNN_VARIABLE in environ or "tensorflow" in sys.modules:
+        return False
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        return False
+    environ[ONEDNN_VARIABLE] = "1"
+    return True
+
+
+def warn_if_onednn_is_off() -> bool:
+    """Warn, once per process, when TensorFlow was loaded before the package with its
+    oneDNN kernels off by its default on this CPU; return whether it warned."""
+    if ONEDNN_VARIABLE in os.environ or "tensorflow" not in sys.modules:
+        return False
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        return False
+    from tensorflow.python.util import _pywrap_util_port
+
+    if _pywrap_util_port.IsMklEnabled():
+        return False
+    warnings.warn(
+        "TensorFlow was imported before keras_bert_ft with its oneDNN kernels off (its "
+        "default on CPUs without AVX512-VNNI, AVX512-BF16 or AMX); the encoder trains "
+        "about 1.5x faster with them: set TF_ENABLE_ONEDNN_OPTS=1 before importing "
+        "tensorflow (or keras), or import keras_bert_ft first", stacklevel=3)
+    return True
