@@ -467,7 +467,7 @@ def main() -> int:
                    "compute_speed_ungrouped with --grouping none)")
     p.add_argument("--onednn", choices=("on", "off", "tf-default"), default="on",
                    help="TF_ENABLE_ONEDNN_OPTS for our processes: on (what importing "
-                   "keras_bert_ft sets, and what docs/serving.md tells TF Serving users), off, "
+                   "keras_bert_ft sets; TF Serving reads it from its own environment), off, "
                    "or unset (TensorFlow's default for this CPU)")
     p.add_argument("--steps-per-execution", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)

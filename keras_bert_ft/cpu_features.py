@@ -1,18 +1,19 @@
 """What this CPU needs from TensorFlow to run the encoder fast.
 
 oneDNN: TensorFlow 2.21 turns its oneDNN kernels on by default only on CPUs with
-AVX512-VNNI, AVX512-BF16 or AMX; elsewhere (AVX2-only CPUs) its matmuls fall back to
-Eigen's, built for AVX without FMA. There oneDNN made our training step 1.5x and
-`predict` 1.9x faster (docs/speed.md, round 12), so importing the package turns it on
-for the process (`prefer_onednn`), unless TF_ENABLE_ONEDNN_OPTS is set or TensorFlow
-is already loaded (it reads the variable once, at import).
+neural-network instructions (AVX512-VNNI, AVX512-BF16, AMX and the like); elsewhere
+(AVX2-only CPUs) its matmuls fall back to Eigen's, built for AVX without FMA. On an
+AVX2-only EPYC oneDNN made our training step 1.55x and `predict` 1.7x faster
+(docs/speed.md, round 12), so importing the package turns it on for the process
+(`prefer_onednn`), unless TF_ENABLE_ONEDNN_OPTS is set or TensorFlow is already loaded
+(it reads the variable once, at import).
 
 bfloat16:
 TensorFlow's bfloat16 matmuls gain on a CPU only through oneDNN's bfloat16 kernels,
-which need AVX512-BF16, AMX or AVX-NE-CONVERT. On a CPU without those instructions
-(AVX2 only, or AVX-512 without BF16) bfloat16 is converted element by element, and a
-bfloat16 export or mixed_bfloat16 training runs slower than float32 (docs/speed.md,
-round 12), on top of its lower precision. So the two say so when asked for there.
+which use AVX512-BF16, AMX or AVX-NE-CONVERT. On the AVX2-only EPYC of docs/speed.md
+(round 12) a bfloat16 export ran at 0.67x and mixed_bfloat16 training at 0.66x of
+float32, on top of the lower precision; so both warn on a CPU without those
+instructions.
 """
 
 from __future__ import annotations
@@ -92,19 +93,23 @@ def prefer_onednn(environ: dict | None = None) -> bool:
 
 
 def warn_if_onednn_is_off() -> bool:
-    """Warn, once per process, when TensorFlow was loaded before the package with its
-    oneDNN kernels off by its default on this CPU; return whether it warned."""
+    """Warn when TensorFlow was loaded before the package with its oneDNN kernels off
+    by its default on this CPU; return whether it warned."""
     if ONEDNN_VARIABLE in os.environ or "tensorflow" not in sys.modules:
         return False
     if sys.platform != "linux" or platform.machine() != "x86_64":
         return False
-    from tensorflow.python.util import _pywrap_util_port
+    try:  # (a private module: if a TensorFlow release moves it, stay quiet)
+        from tensorflow.python.util import _pywrap_util_port
 
-    if _pywrap_util_port.IsMklEnabled():
+        if _pywrap_util_port.IsMklEnabled():
+            return False
+    except (ImportError, AttributeError):
         return False
     warnings.warn(
         "TensorFlow was imported before keras_bert_ft with its oneDNN kernels off (its "
-        "default on CPUs without AVX512-VNNI, AVX512-BF16 or AMX); the encoder trains "
-        "about 1.5x faster with them: set TF_ENABLE_ONEDNN_OPTS=1 before importing "
-        "tensorflow (or keras), or import keras_bert_ft first", stacklevel=3)
+        "default on CPUs without instructions such as AVX512-VNNI, AVX512-BF16 or AMX); "
+        "the encoder trained 1.55x faster with them on an AVX2 CPU: set "
+        "TF_ENABLE_ONEDNN_OPTS=1 before importing tensorflow (or keras), or import "
+        "keras_bert_ft first", stacklevel=3)
     return True
