@@ -79,6 +79,11 @@ def warn_if_bfloat16_is_slow(what: str, info: CpuInfo | None = None) -> bool:
     return True
 
 
+def _x86_64_linux() -> bool:
+    # Where TF_ENABLE_ONEDNN_OPTS picks between oneDNN and Eigen (TensorFlow's x86 builds).
+    return sys.platform == "linux" and platform.machine() == "x86_64"
+
+
 def prefer_onednn(environ: dict | None = None) -> bool:
     """Set TF_ENABLE_ONEDNN_OPTS=1 on x86-64 Linux when nobody chose and TensorFlow is
     not loaded yet; return whether it was set. (Where TensorFlow already enables
@@ -86,7 +91,7 @@ def prefer_onednn(environ: dict | None = None) -> bool:
     environ = os.environ if environ is None else environ
     if ONEDNN_VARIABLE in environ or "tensorflow" in sys.modules:
         return False
-    if sys.platform != "linux" or platform.machine() != "x86_64":
+    if not _x86_64_linux():
         return False
     environ[ONEDNN_VARIABLE] = "1"
     return True
@@ -97,7 +102,7 @@ def warn_if_onednn_is_off() -> bool:
     by its default on this CPU; return whether it warned."""
     if ONEDNN_VARIABLE in os.environ or "tensorflow" not in sys.modules:
         return False
-    if sys.platform != "linux" or platform.machine() != "x86_64":
+    if not _x86_64_linux():
         return False
     try:  # (a private module: if a TensorFlow release moves it, stay quiet)
         from tensorflow.python.util import _pywrap_util_port
