@@ -22,6 +22,9 @@ times only the model:
    and `torch.inference_mode` evaluation; float32 and bfloat16 (ours:
    the mixed_bfloat16 policy, and the export's `precision="bfloat16"` option;
    PyTorch: `torch.autocast("cpu", torch.bfloat16)`).
+   Each export is served twice: in the server's default environment, and (separate
+   rows) with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1, a setting a TF Serving deployment
+   can make (`--no-frozen-weights` leaves it out).
 3. A large float32 and bfloat16 matmul, timed in the same run, gives the
    machine's peak; each row reports the model FLOP/s it reached against it.
 
@@ -310,7 +313,14 @@ CHILDREN = {
 }
 
 
-def run_child(args, name: str, precision: str, **extra) -> dict:
+# A server setting of TensorFlow's oneDNN kernels: weights read from variables are taken as
+# constant, so each matmul reorders and caches them once. Right for a process that only
+# serves a loaded SavedModel (TF Serving); wrong where weights change (training).
+FROZEN_WEIGHTS_ENV = {"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS": "1"}
+
+
+def run_child(args, name: str, precision: str, env_extra: dict | None = None,
+              **extra) -> dict:
     cmd = [sys.executable, __file__, "--child", name, "--precision", precision,
            "--npz", args.npz, "--workdir", args.workdir, "--batches", str(args.batches),
            "--batches-b1", str(args.batches_b1), "--warmup", str(args.warmup),
@@ -325,13 +335,15 @@ def run_child(args, name: str, precision: str, **extra) -> dict:
         env["TF_ENABLE_ONEDNN_OPTS"] = "1" if args.onednn == "on" else "0"
     else:
         env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    env.update(env_extra or {})
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"child {name} {precision} failed (exit {proc.returncode})")
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    print(f"  {name} {precision}: {time.perf_counter() - started:.0f} s in the child",
+    label = f"{name} ({', '.join(env_extra)})" if env_extra else name
+    print(f"  {label} {precision}: {time.perf_counter() - started:.0f} s in the child",
           flush=True)
     return json.loads(line[7:])
 
@@ -346,6 +358,10 @@ ROWS = (  # (row, our child key, their child key, batch size, what)
      "hf_eval:eval_text_b32", 32, 1),
     ("serving_default (text) vs fast tokenizer + eval", "ours_serve:serving_default_b1",
      "hf_eval:eval_text_b1", 1, 1),
+    ("serve_ids vs eval, server with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1",
+     "ours_serve_frozen:serve_ids_b32", "hf_eval:eval_b32", 32, 1),
+    ("serve_ids vs eval, server with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1",
+     "ours_serve_frozen:serve_ids_b1", "hf_eval:eval_b1", 1, 1),
 )
 
 
@@ -368,7 +384,8 @@ def build_rows(args, seconds: dict, flops: dict, peaks: dict) -> list[dict]:
     return rows
 
 
-def markdown(args, rows, summary, peaks, fp32_vs_bf16, quiet: bool) -> str:
+def markdown(args, rows, summary, peaks, fp32_vs_bf16, quiet: bool,
+             frozen_bf16_vs_fp32=None) -> str:
     s32 = summary.get(32) or summary.get("32")
     table = ["| precision | row | batch | ours ex/s | HF+PyTorch ex/s | ours/theirs | "
              "ours % of peak | theirs % of peak |",
@@ -414,6 +431,15 @@ def markdown(args, rows, summary, peaks, fp32_vs_bf16, quiet: bool) -> str:
     if fp32_vs_bf16:
         lines.append(f"- our bf16 export / our fp32 export, serve_ids batch 32: "
                      f"{fp32_vs_bf16:.2f}x")
+    if frozen_bf16_vs_fp32:
+        lines.append("- our bf16 export served with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1 / our fp32 "
+                     f"export served as by default, serve_ids batch 32: {frozen_bf16_vs_fp32:.2f}x")
+    if any("FROZEN" in r["row"] for r in rows):
+        lines.append("- rows \"server with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1\": the same export, "
+                     "the same batches, served in a process with that variable set, as a TF "
+                     "Serving deployment can set it (oneDNN reorders each weight once and "
+                     "caches it instead of reading it in plain layout on every call); the "
+                     "rows above them are the server's default environment")
     load = os.getloadavg()
     if not quiet:
         lines.append(f"- load average at the start was above {0.75 * (os.cpu_count() or 1):.1f} "
@@ -448,6 +474,10 @@ def measure_round(args) -> dict:
             for key, value in run_child(args, "ours_serve", precision,
                                         export_path=path).items():
                 seconds[(precision, f"ours_serve:{key}")] = value
+            if args.frozen_weights and args.onednn == "on":
+                for key, value in run_child(args, "ours_serve", precision, FROZEN_WEIGHTS_ENV,
+                                            export_path=path).items():
+                    seconds[(precision, f"ours_serve_frozen:{key}")] = value
     return seconds
 
 
@@ -469,6 +499,10 @@ def main() -> int:
                    help="TF_ENABLE_ONEDNN_OPTS for our processes: on (what importing "
                    "keras_bert_ft sets; TF Serving reads it from its own environment), off, "
                    "or unset (TensorFlow's default for this CPU)")
+    p.add_argument("--frozen-weights", action=argparse.BooleanOptionalAction, default=True,
+                   help="also serve each export in a process with "
+                   "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1 (a TF Serving environment setting; "
+                   "separate rows; needs --onednn on)")
     p.add_argument("--steps-per-execution", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grouping", choices=["length", "none"], default="length",
@@ -514,9 +548,12 @@ def main() -> int:
     export_seconds = [seconds.get((p, "ours_serve:serve_ids_b32")) for p in PRECISIONS]
     bf16_gain = (export_seconds[0] / export_seconds[1]
                  if None not in export_seconds else None)
+    frozen_bf16 = seconds.get(("bfloat16", "ours_serve_frozen:serve_ids_b32"))
+    frozen_bf16_gain = (export_seconds[0] / frozen_bf16
+                        if frozen_bf16 and export_seconds[0] else None)
     load_end = os.getloadavg()
     quiet = not others_running(load_start[0])
-    md = markdown(args, rows, summary, peaks, bf16_gain, quiet)
+    md = markdown(args, rows, summary, peaks, bf16_gain, quiet, frozen_bf16_gain)
     print(md)
     payload = {
         "batches": {"batch_32": args.batches, "batch_1": args.batches_b1,
@@ -525,6 +562,7 @@ def main() -> int:
         "steps_per_execution": args.steps_per_execution,
         "peak_flops_per_s": peaks, "rows": rows,
         "bf16_export_over_fp32_export_b32": bf16_gain,
+        "bf16_frozen_export_over_fp32_export_b32": frozen_bf16_gain,
         "rounds": args.rounds,
         "raw_seconds": {f"{p}:{k}": v for (p, k), v in seconds.items()},
         "raw_seconds_by_round": [{f"{p}:{k}": v for (p, k), v in r.items()} for r in rounds],

@@ -79,6 +79,26 @@ def warn_if_bfloat16_is_slow(what: str, info: CpuInfo | None = None) -> bool:
     return True
 
 
+# TensorFlow's oneDNN matmuls take the weights they first read as constant and reuse
+# their reordered copy: right for a server (bfloat16 exports served 1.2-1.4x faster
+# on an AMX CPU, docs/serving.md), silently wrong where weights change.
+FROZEN_WEIGHTS_VARIABLE = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
+
+
+def refuse_frozen_weights(what: str, environ: dict | None = None) -> None:
+    """Raise RuntimeError when TF_ONEDNN_ASSUME_FROZEN_WEIGHTS is on: `what` (training)
+    would update weights that TensorFlow's oneDNN matmuls no longer read."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(FROZEN_WEIGHTS_VARIABLE, "").strip().lower()
+    if value not in ("1", "true"):
+        return
+    raise RuntimeError(
+        f"{what} with {FROZEN_WEIGHTS_VARIABLE}={environ[FROZEN_WEIGHTS_VARIABLE]} in the "
+        "environment: TensorFlow's oneDNN matmuls then keep the first weights they read, "
+        "so the updates would not change what the model computes. Unset it for training; "
+        "set it only for a process that serves an export (docs/serving.md)")
+
+
 def _x86_64_linux() -> bool:
     # Where TF_ENABLE_ONEDNN_OPTS picks between oneDNN and Eigen (TensorFlow's x86 builds).
     return sys.platform == "linux" and platform.machine() == "x86_64"

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import keras
 import tensorflow as tf
 
+from keras_bert_ft.cpu_features import refuse_frozen_weights
 from keras_bert_ft.training.schedules import WarmupLinearDecay
 
 # Variable names (regex searches) that get no weight decay: LayerNorm scale and
@@ -344,7 +345,9 @@ def create_optimizer(
     `clipnorm` clips the global gradient norm (None: no clipping).
     `accumulate_steps` N > 1 applies one update per N batches, with their mean
     gradient: the schedule then spans `total_steps // N` updates.
+    Refuses to build one in a process set up to serve (TF_ONEDNN_ASSUME_FROZEN_WEIGHTS).
     """
+    refuse_frozen_weights("Training")
     updates = schedule_updates(total_steps, accumulate_steps)
     schedule = WarmupLinearDecay(
         learning_rate, updates, round(warmup_ratio * updates), end_learning_rate

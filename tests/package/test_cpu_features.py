@@ -111,3 +111,43 @@ def test_importing_the_package_first_turns_onednn_on_and_after_tensorflow_warns(
     assert out.endswith("None")  # the package sets nothing once TensorFlow is loaded
     off = out == "MKL False None"
     assert ("imported before keras_bert_ft with its oneDNN kernels off" in err) == off
+
+
+def test_training_is_refused_when_weights_are_assumed_frozen(monkeypatch):
+    from keras_bert_ft.training import create_optimizer
+
+    for value in ("1", "true", "True"):
+        monkeypatch.setenv("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", value)
+        with pytest.raises(RuntimeError, match=r"Training with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS="
+                                               r".* Unset it for training"):
+            create_optimizer(1e-3, 10)
+    for value in ("0", "false", ""):
+        monkeypatch.setenv("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", value)
+        assert create_optimizer(1e-3, 10) is not None
+
+
+@pytest.mark.skipif(not cpu_features._x86_64_linux(), reason="oneDNN builds of TensorFlow")
+def test_frozen_weights_make_oneDNN_ignore_a_changed_weight():
+    """What the refusal guards against, in TensorFlow itself: with the variable set, a
+    matmul keeps using the weight it first read after the weight is doubled."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, tensorflow as tf\n"
+            "w = tf.Variable(np.ones((64, 64), 'float32'))\n"
+            "b = tf.Variable(np.zeros(64, 'float32'))\n"
+            "f = tf.function(lambda x: tf.nn.bias_add(tf.matmul(x, w), b))\n"
+            "before = f(tf.ones((8, 64))).numpy()[0, 0]\n"
+            "w.assign(2 * w)\n"
+            "print('OUT', before, f(tf.ones((8, 64))).numpy()[0, 0])\n")
+
+    def run(frozen: str) -> str:
+        env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1",
+               "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS": frozen}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=300, check=True).stdout
+        return [x for x in out.splitlines() if x.startswith("OUT")][-1]
+
+    assert run("0") == "OUT 64.0 128.0"
+    assert run("1") == "OUT 64.0 64.0"

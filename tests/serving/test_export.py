@@ -149,6 +149,50 @@ def test_fresh_process_matches_model_predict(which, request, fresh_results):
     assert "string" in result["wrong_dtype"]["message"]
 
 
+# Serves exports in batches of changing sizes in a fresh interpreter whose environment the
+# test sets; writes each export's probabilities in the order of the texts.
+BATCHES_SCRIPT = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+
+texts = json.load(open(sys.argv[1]))
+sizes, out = [1, 7, 32, 2, 25, 1, 16], {}
+for path in sys.argv[3:]:
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    rows, start, i = [], 0, 0
+    while start < len(texts):
+        chunk = texts[start:start + sizes[i % len(sizes)]]
+        rows += serve(text=tf.constant(chunk))["probabilities"].numpy().tolist()
+        start, i = start + len(chunk), i + 1
+    out[path] = rows
+json.dump(out, open(sys.argv[2], "w"))
+"""
+
+
+def test_exports_served_with_frozen_weights_match(single, tmp_path):
+    """TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1, the server setting docs/serving.md recommends for
+    bfloat16 exports, makes oneDNN reorder and cache each matmul's weights on first use.
+    The float32 and bfloat16 exports served that way, in batches of 1 to 32 texts of
+    changing lengths (a cache of anything but weights would answer later batches with
+    earlier ones' values), must give what the model predicts."""
+    model, tokenizer, path, inputs = single
+    texts = inputs["text"][:120]
+    bf16_path = export_for_serving(model, tokenizer, tmp_path / "bf16", precision="bfloat16")
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1",
+           "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS": "1"}
+    subprocess.run([sys.executable, "-c", BATCHES_SCRIPT, str(tmp_path / "texts.json"),
+                    str(tmp_path / "out.json"), str(path), str(bf16_path)],
+                   check=True, env=env, timeout=600)
+    served = json.loads((tmp_path / "out.json").read_text())
+    want = model.predict(tokenizer.encode_batch(texts, max_length=model.max_length), verbose=0)
+    np.testing.assert_allclose(served[str(path)], want, atol=1e-5, rtol=0)
+    bf16 = np.asarray(served[str(bf16_path)])
+    np.testing.assert_allclose(bf16, want, atol=2e-2, rtol=0)
+    assert np.mean(bf16.argmax(1) == want.argmax(1)) >= 0.98
+
+
 def test_id_signature_matches_text_signature(paired):
     model, tokenizer, path, inputs = paired
     loaded = tf.saved_model.load(str(path))
