@@ -24,7 +24,10 @@ times only the model:
    PyTorch: `torch.autocast("cpu", torch.bfloat16)`).
    Each export is served twice: in the server's default environment, and (separate
    rows) with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1, a setting a TF Serving deployment
-   can make (`--no-frozen-weights` leaves it out).
+   can make (`--no-frozen-weights` leaves it out), and with one intra-op thread
+   (TF Serving's `--tensorflow_intra_op_parallelism=1`; `--no-one-thread` leaves it out).
+   The single rows are timed twice on both sides, the second pass with every row length
+   seen before.
 3. A large float32 and bfloat16 matmul, timed in the same run, gives the
    machine's peak; each row reports the model FLOP/s it reached against it.
 
@@ -191,6 +194,8 @@ def child_ours_serve(args, precision) -> dict:
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the in-graph tokenizer's kernels)
 
+    if args.intra_op:  # before TensorFlow runs anything, as a server's thread setting
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
     # (TensorFlow itself puts keras in sys.modules; what must stay out is our package,
     # so that the SavedModel alone, as TF Serving sees it, does the work.)
     assert "keras_bert_ft" not in sys.modules, "the serving process must not import the package"
@@ -203,6 +208,8 @@ def child_ours_serve(args, precision) -> dict:
         ids = [{k: tf.constant(v) for k, v in id_inputs(b).items()} for b in batches]
         texts = [tf.constant(b["texts"]) for b in batches]
         out[f"serve_ids_b{bs}"] = timed(lambda x: serve_ids(**x), ids, args.warmup)
+        if bs == 1:  # the same rows again: every row length has been seen once
+            out["serve_ids_b1_again"] = timed(lambda x: serve_ids(**x), ids, args.warmup)
         out[f"serving_default_b{bs}"] = timed(lambda t: serve_text(text=t), texts, args.warmup)
     assert "keras_bert_ft" not in sys.modules
     return out
@@ -270,7 +277,10 @@ def child_hf_eval(args, precision) -> dict:
 
     for bs, count in ((32, args.batches), (1, args.batches_b1)):
         batches = load_batches(args.npz, bs, args.warmup + count)
-        out[f"eval_b{bs}"] = timed(forward, [torch_ids(b) for b in batches], args.warmup)
+        inputs = [torch_ids(b) for b in batches]
+        out[f"eval_b{bs}"] = timed(forward, inputs, args.warmup)
+        if bs == 1:
+            out["eval_b1_again"] = timed(forward, inputs, args.warmup)
         out[f"eval_text_b{bs}"] = timed(with_tokenizer, [b["texts"] for b in batches],
                                         args.warmup)
     return out
@@ -342,7 +352,9 @@ def run_child(args, name: str, precision: str, env_extra: dict | None = None,
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"child {name} {precision} failed (exit {proc.returncode})")
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    label = f"{name} ({', '.join(env_extra)})" if env_extra else name
+    settings = [*(env_extra or {}), *(f"intra-op {v}" for k, v in extra.items()
+                                        if k == "intra_op")]
+    label = f"{name} ({', '.join(settings)})" if settings else name
     print(f"  {label} {precision}: {time.perf_counter() - started:.0f} s in the child",
           flush=True)
     return json.loads(line[7:])
@@ -362,6 +374,14 @@ ROWS = (  # (row, our child key, their child key, batch size, what)
      "ours_serve_frozen:serve_ids_b32", "hf_eval:eval_b32", 32, 1),
     ("serve_ids vs eval, server with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1",
      "ours_serve_frozen:serve_ids_b1", "hf_eval:eval_b1", 1, 1),
+    ("serve_ids vs eval, server with one intra-op thread",
+     "ours_serve_1thread:serve_ids_b32", "hf_eval:eval_b32", 32, 1),
+    ("serve_ids vs eval, server with one intra-op thread",
+     "ours_serve_1thread:serve_ids_b1", "hf_eval:eval_b1", 1, 1),
+    ("serve_ids vs eval, the same single rows a second time",
+     "ours_serve:serve_ids_b1_again", "hf_eval:eval_b1_again", 1, 1),
+    ("serve_ids vs eval, the same single rows a second time, server with one intra-op "
+     "thread", "ours_serve_1thread:serve_ids_b1_again", "hf_eval:eval_b1_again", 1, 1),
 )
 
 
@@ -440,6 +460,16 @@ def markdown(args, rows, summary, peaks, fp32_vs_bf16, quiet: bool,
                      "Serving deployment can set it (oneDNN reorders each weight once and "
                      "caches it instead of reading it in plain layout on every call); the "
                      "rows above them are the server's default environment")
+    if any("one intra-op thread" in r["row"] for r in rows):
+        lines.append("- rows \"server with one intra-op thread\": the same export and batches, "
+                     "served in a process whose TensorFlow runs each op on one thread "
+                     "(TF Serving's `--tensorflow_intra_op_parallelism=1`); PyTorch keeps its "
+                     "default of one thread per core, its faster setting for these rows")
+    if any("a second time" in r["row"] for r in rows):
+        lines.append("- rows \"the same single rows a second time\": both sides time a second "
+                     "pass over the same single rows in the same process, so that every row "
+                     "length has been seen before (TensorFlow's first call at a new length "
+                     "costs extra, as in a server's first requests of each length)")
     load = os.getloadavg()
     if not quiet:
         lines.append(f"- load average at the start was above {0.75 * (os.cpu_count() or 1):.1f} "
@@ -478,6 +508,10 @@ def measure_round(args) -> dict:
                 for key, value in run_child(args, "ours_serve", precision, FROZEN_WEIGHTS_ENV,
                                             export_path=path).items():
                     seconds[(precision, f"ours_serve_frozen:{key}")] = value
+            if args.one_thread:
+                for key, value in run_child(args, "ours_serve", precision,
+                                            export_path=path, intra_op=1).items():
+                    seconds[(precision, f"ours_serve_1thread:{key}")] = value
     return seconds
 
 
@@ -503,6 +537,8 @@ def main() -> int:
                    help="also serve each export in a process with "
                    "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1 (a TF Serving environment setting; "
                    "separate rows; needs --onednn on)")
+    p.add_argument("--one-thread", action=argparse.BooleanOptionalAction, default=True,
+                   help="also serve each export with one intra-op thread (separate rows)")
     p.add_argument("--steps-per-execution", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grouping", choices=["length", "none"], default="length",
@@ -518,6 +554,8 @@ def main() -> int:
     p.add_argument("--npz")
     p.add_argument("--workdir")
     p.add_argument("--export-path")
+    p.add_argument("--intra-op", type=int, default=0,
+                   help="child: TensorFlow's intra-op threads (0: its default)")
     args = p.parse_args()
 
     if args.child:
