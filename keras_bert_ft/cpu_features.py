@@ -80,7 +80,7 @@ def warn_if_bfloat16_is_slow(what: str, info: CpuInfo | None = None) -> bool:
 
 
 # TensorFlow's oneDNN matmuls take the weights they first read as constant and reuse
-# their reordered copy: right for a server (bfloat16 exports served 1.2-1.4x faster
+# their reordered copy: right for a server (bfloat16 exports served 1.2-1.3x faster
 # on an AMX CPU, docs/serving.md), silently wrong where weights change.
 FROZEN_WEIGHTS_VARIABLE = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
 
