@@ -14,6 +14,10 @@ which use AVX512-BF16, AMX or AVX-NE-CONVERT. On the AVX2-only EPYC of docs/spee
 (round 12) a bfloat16 export ran at 0.67x and mixed_bfloat16 training at 0.66x of
 float32, on top of the lower precision; so both warn on a CPU without those
 instructions.
+
+Frozen weights: with TF_ONEDNN_ASSUME_FROZEN_WEIGHTS set, oneDNN keeps the first
+weights each matmul reads. A server of a bfloat16 export gains from it (docs/serving.md);
+training would silently stop changing the model, so `refuse_frozen_weights` stops it.
 """
 
 from __future__ import annotations
