@@ -6,6 +6,9 @@ function of the package replaced: the speed of one change to the exported graph.
 CHANGE is one of
   integer_transpose  attention's transposes on the bits as integers at inference
                      (`layers.attention.transpose`) against `tf.transpose`.
+  parallel_groups    each block's heads and feed-forward units in two groups that run
+                     side by side (the export's default, `parallel_groups=2`) against
+                     whole projections (`parallel_groups=1`).
 Both exports are made in this process, the "before" one with the function replaced;
 each is loaded back with `tf.saved_model.load` and its `serve_ids` called in turns on
 the same random ids (every position real): `--rows` single rows of 8-39 tokens and
@@ -62,9 +65,16 @@ def changes() -> dict:
     """CHANGE -> (module, attribute, the "before" function, names, column labels)."""
     import tensorflow as tf
 
-    from keras_bert_ft.layers import attention
+    from keras_bert_ft.layers import attention, precast
+    from keras_bert_ft.serving import export
+
+    def whole_projections(model, dtype, only_computing_in_dtype=False, groups=1):
+        return precast.projection_copies(model, dtype, only_computing_in_dtype, groups=1)
 
     return {
+        "parallel_groups": (
+            export, "projection_copies", whole_projections,
+            ("whole", "two_groups"), ("whole projections", "two groups")),
         "integer_transpose": (
             attention, "transpose", lambda x, perm, training=None: tf.transpose(x, perm),
             ("float_transpose", "integer_transpose"),

@@ -38,6 +38,10 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
                    help="bfloat16: the encoder computes in bfloat16, its projection weights "
                    "stored in bfloat16 (faster on CPUs with AMX/AVX512-BF16; probabilities "
                    "within about 1e-2) (default: float32)")
+    p.add_argument("--parallel-groups", type=int, metavar="N",
+                   help="run each transformer block's heads and feed-forward units as N "
+                   "independent chains that the server runs on different cores at once; "
+                   "1 keeps each projection whole (default: export_for_serving's, 2)")
 
 
 def _configure_predict(p: argparse.ArgumentParser) -> None:
@@ -74,6 +78,8 @@ def export_command(args) -> int:
         raise CLIError(f"--version must be 1 or more, got {args.version}")
     if args.max_length is not None and args.max_length < 1:
         raise CLIError(f"--max-length must be 1 or more, got {args.max_length}")
+    if args.parallel_groups is not None and args.parallel_groups < 1:
+        raise CLIError(f"--parallel-groups must be 1 or more, got {args.parallel_groups}")
     source = Path(args.model_path)
     name = args.name or (source if source.is_dir() else source.parent).resolve().name
     export_dir = Path(args.export_dir or Path("saved_models") / name)
@@ -102,8 +108,9 @@ def export_command(args) -> int:
               file=sys.stderr)
         pairs = False
     try:
+        groups = {} if args.parallel_groups is None else {"parallel_groups": args.parallel_groups}
         path = export_for_serving(model, None, export_dir, args.version, pairs=pairs,
-                                  max_length=args.max_length, precision=args.precision)
+                                  max_length=args.max_length, precision=args.precision, **groups)
     except (OSError, ValueError) as err:
         raise CLIError(first_line(err)) from None
     kind = "sentence pairs" if pairs else "single texts"

@@ -1,5 +1,6 @@
 """Multi-head self-attention that ignores padded positions."""
 
+import functools
 import math
 
 import keras
@@ -7,7 +8,12 @@ import tensorflow as tf
 from keras import ops
 
 from keras_bert_ft.layers.padding import RealTokens, pack, unpack
-from keras_bert_ft.layers.precast import projection_weights
+from keras_bert_ft.layers.precast import (
+    projection_parts,
+    projection_weights,
+    split_columns,
+    split_rows,
+)
 
 
 def is_quantized(*layers) -> bool:
@@ -45,6 +51,17 @@ def transpose(x, perm, training=None):
         return tf.bitcast(tf.transpose(tf.bitcast(t, bits), perm), t.dtype), grad
 
     return on_bits(x)
+
+
+def add_products(inputs, parts):
+    """sum_g inputs[g] @ kernel_g, plus the bias of the parts that have one: a
+    projection split by its input rows (`precast.split_rows`)."""
+    out = None
+    for x, (kernel, bias) in zip(inputs, parts, strict=True):
+        y = tf.matmul(x, kernel)
+        y = y if bias is None else tf.nn.bias_add(y, bias)
+        out = y if out is None else out + y
+    return out
 
 
 def dense_weights(layer: keras.layers.Dense, dtype):
@@ -113,25 +130,23 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         BiasAdd, which TensorFlow's oneDNN graph rewrite fuses into one kernel.
         With `tokens` (`layers.padding`), `x` holds only the real tokens' rows: the
         projections run on them alone and only the scores see the padded layout.
+        Under split copies (`precast`), each group of heads runs on its own.
         """
-        dtype = self.compute_dtype
-        if is_quantized(self.query, self.key, self.value):
-            qkv = tf.concat([self.query(x) * self.query_scale, self.key(x), self.value(x)], 1)
-        else:
-            kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
-            qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias_qkv)
-        if tokens is not None:
-            qkv = unpack(qkv, tokens)
-        # (batch, seq, 3, heads, head) -> (3, batch, heads, seq, head): one copy for all three.
-        qkv = transpose(tf.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size)),
-                        (2, 0, 3, 1, 4), training)
-        # unstack, not qkv[i]: the gradient of indexing is three full-size StridedSliceGrads.
-        q, k, v = tf.unstack(qkv, 3)
-        context = self._attend(q, k, v, bias, training)  # (batch, heads, seq, head)
-        context = tf.reshape(transpose(context, (0, 2, 1, 3), training), (-1, self.hidden_size))
-        if tokens is not None:
-            context = pack(context, tokens)
-        return self._output_projection(context)
+        contexts = []
+        for qkv in self._qkv_groups(x):
+            if tokens is not None:
+                qkv = unpack(qkv, tokens)
+            heads = qkv.shape[-1] // (3 * self.head_size)
+            # (batch, seq, 3, heads, head) -> (3, batch, heads, seq, head): one copy for all three.
+            qkv = transpose(tf.reshape(qkv, (batch, seq, 3, heads, self.head_size)),
+                            (2, 0, 3, 1, 4), training)
+            # unstack, not qkv[i]: the gradient of indexing is three full-size StridedSliceGrads.
+            q, k, v = tf.unstack(qkv, 3)
+            context = self._attend(q, k, v, bias, training)  # (batch, heads, seq, head)
+            context = tf.reshape(transpose(context, (0, 2, 1, 3), training),
+                                 (-1, heads * self.head_size))
+            contexts.append(context if tokens is None else pack(context, tokens))
+        return self._output_projection(contexts)
 
     def attend_first_token(self, x, first, batch, seq, bias, training=None,
                            tokens: RealTokens | None = None):
@@ -140,29 +155,51 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         first position's row of each sequence. Returns (batch, hidden), equal to row 0 of
         each sequence of `attend_2d`'s output, without computing the other queries."""
         dtype = self.compute_dtype
-        h = self.hidden_size
         if is_quantized(self.query, self.key, self.value):
             q = self.query(first) * self.query_scale
             kv = tf.concat([self.key(x), self.value(x)], 1)
-        elif training:
+            return self._first_token_context([(q, kv)], batch, seq, bias, training, tokens)
+        if training:
             q, kv = self.first_token_projections(x, first, dtype)
-        else:
-            # Inference: every row's projection, as in `attend_2d`, and no kernel copy (the
-            # copy cost more than the unused queries in a served batch of one).
-            kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
-            qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias_qkv)
+            return self._first_token_context([(q, kv)], batch, seq, bias, training, tokens)
+        # Inference: every row's projection, as in `attend_2d`, and no kernel copy (the
+        # copy cost more than the unused queries in a served batch of one).
+        pairs = []
+        for qkv in self._qkv_groups(x):
             if tokens is not None:
-                qkv, tokens = unpack(qkv, tokens), None
-            qkv = tf.reshape(qkv, (batch, seq, 3 * h))
-            q, kv = qkv[:, 0, :h], qkv[:, :, h:]
-        if tokens is not None:
-            kv = unpack(kv, tokens)
-        kv = transpose(tf.reshape(kv, (batch, seq, 2, self.num_heads, self.head_size)),
-                       (2, 0, 3, 1, 4), training)
-        k, v = tf.unstack(kv, 2)
-        q = tf.reshape(q, (batch, self.num_heads, 1, self.head_size))
-        context = self._attend(q, k, v, bias, training)  # (batch, heads, 1, head)
-        return self._output_projection(tf.reshape(context, (batch, h)))
+                qkv = unpack(qkv, tokens)
+            width = qkv.shape[-1] // 3
+            qkv = tf.reshape(qkv, (batch, seq, 3 * width))
+            pairs.append((qkv[:, 0, :width], qkv[:, :, width:]))
+        return self._first_token_context(pairs, batch, seq, bias, training, None)
+
+    def _first_token_context(self, pairs, batch, seq, bias, training, tokens):
+        """The output projection of the first query's attention, from one (query
+        (batch, width), keys|values (rows, 2 * width)) pair per group of heads."""
+        contexts = []
+        for q, kv in pairs:
+            if tokens is not None:
+                kv = unpack(kv, tokens)
+            heads = q.shape[-1] // self.head_size
+            kv = transpose(tf.reshape(kv, (batch, seq, 2, heads, self.head_size)),
+                           (2, 0, 3, 1, 4), training)
+            k, v = tf.unstack(kv, 2)
+            q = tf.reshape(q, (batch, heads, 1, self.head_size))
+            context = self._attend(q, k, v, bias, training)  # (batch, heads, 1, head)
+            contexts.append(tf.reshape(context, (batch, heads * self.head_size)))
+        return self._output_projection(contexts)
+
+    def _qkv_groups(self, x):
+        """The fused q/k/v projection of rows `x`: one (rows, 3 * hidden) tensor, or one
+        per group of heads under split copies, each (rows, 3 * its heads' width)."""
+        dtype = self.compute_dtype
+        if is_quantized(self.query, self.key, self.value):
+            return [tf.concat([self.query(x) * self.query_scale, self.key(x), self.value(x)], 1)]
+        parts = projection_parts(self, dtype)
+        if parts is not None:
+            return [tf.nn.bias_add(tf.matmul(x, kernel), bias) for kernel, bias in parts]
+        kernel, bias_qkv = projection_weights(self, dtype, lambda: self.qkv_weights(dtype))
+        return [tf.nn.bias_add(tf.matmul(x, kernel), bias_qkv)]
 
     def first_token_projections(self, x, first, dtype):
         """While training: the query of the `first` rows alone, (batch, hidden), and the
@@ -190,13 +227,21 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         probs = self.dropout_layer(probs, training=training)
         return tf.matmul(probs, v)
 
-    def _output_projection(self, context):
+    def _output_projection(self, contexts):
+        """The output projection of the heads' contexts: one tensor, or one per group
+        of heads (their products with the kernel's matching rows add up)."""
         if is_quantized(self.output_dense):
-            return self.output_dense(context)
+            return self.output_dense(tf.concat(contexts, -1) if len(contexts) > 1
+                                     else contexts[0])
         dtype = self.compute_dtype
+        if len(contexts) > 1:
+            parts = projection_parts(self.output_dense, dtype)
+            if parts is None or len(parts) != len(contexts):
+                raise ValueError("split q/k/v copies need split output copies in as many parts")
+            return add_products(contexts, parts)
         kernel, bias_out = projection_weights(self.output_dense, dtype,
                                               lambda: dense_weights(self.output_dense, dtype))
-        return tf.nn.bias_add(tf.matmul(context, kernel), bias_out)
+        return tf.nn.bias_add(tf.matmul(contexts[0], kernel), bias_out)
 
     def qkv_weights(self, dtype):
         """One fused projection: q (pre-scaled), k and v side by side, (hidden, 3 * hidden)."""
@@ -205,13 +250,19 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         bias = tf.concat([self.query.bias * scale, self.key.bias, self.value.bias], 0)
         return tf.cast(kernel, dtype), tf.cast(bias, dtype)
 
+    def can_split(self, groups: int) -> bool:
+        """Whether the heads divide into `groups` equal groups (`precast`)."""
+        return self.num_heads % groups == 0
+
     def projections(self, dtype):
-        """(owner, weights in `dtype`, variables they come from) for `precast`."""
+        """(owner, weights in `dtype`, variables they come from, how to split them) for
+        `precast`: q/k/v by heads, the output projection by its input rows."""
         dense = (self.query, self.key, self.value)
         return [(self, lambda: self.qkv_weights(dtype),
-                 [d.kernel for d in dense] + [d.bias for d in dense]),
+                 [d.kernel for d in dense] + [d.bias for d in dense],
+                 functools.partial(split_columns, blocks=3)),
                 (self.output_dense, lambda: dense_weights(self.output_dense, dtype),
-                 [self.output_dense.kernel, self.output_dense.bias])]
+                 [self.output_dense.kernel, self.output_dense.bias], split_rows)]
 
     def call(self, x, mask, training=None):
         batch, seq = ops.shape(x)[0], ops.shape(x)[1]

@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_bert_ft.layers.activations import get_activation
 from keras_bert_ft.layers.attention import (
     MultiHeadSelfAttention,
+    add_products,
     attention_bias,
     dense_weights,
     is_quantized,
@@ -20,7 +21,12 @@ from keras_bert_ft.layers.fused import (
 )
 from keras_bert_ft.layers.fused import gelu_exact as fused_gelu_exact
 from keras_bert_ft.layers.padding import may_pack, pack, real_tokens, unpack, worth_packing
-from keras_bert_ft.layers.precast import projection_weights
+from keras_bert_ft.layers.precast import (
+    projection_parts,
+    projection_weights,
+    split_columns,
+    split_rows,
+)
 
 
 def layer_norm_2d(x, layer: keras.layers.LayerNormalization):
@@ -100,12 +106,18 @@ class TransformerBlock(keras.layers.Layer):
         kernel, bias = projection_weights(layer, dtype, lambda: dense_weights(layer, dtype))
         return tf.nn.bias_add(tf.matmul(x, kernel), bias)
 
+    def can_split(self, groups: int) -> bool:
+        """Whether heads and feed-forward units divide into `groups` (`precast`)."""
+        return self.attention.can_split(groups) and self.intermediate_size % groups == 0
+
     def projections(self, dtype):
-        """(owner, weights in `dtype`, variables they come from) of every projection,
-        for `precast.projection_copies`."""
+        """(owner, weights in `dtype`, variables they come from, how to split them) of
+        every projection, for `precast.projection_copies`."""
         return [*self.attention.projections(dtype),
-                *[(layer, functools.partial(dense_weights, layer, dtype),
-                   [layer.kernel, layer.bias]) for layer in (self.intermediate, self.output_dense)]]
+                (self.intermediate, functools.partial(dense_weights, self.intermediate, dtype),
+                 [self.intermediate.kernel, self.intermediate.bias], split_columns),
+                (self.output_dense, functools.partial(dense_weights, self.output_dense, dtype),
+                 [self.output_dense.kernel, self.output_dense.bias], split_rows)]
 
     def _add_and_norm(self, rows, x, layer_norm, training):
         """`layer_norm(rows + dropout(x))`: one fused op while training in float32 where
@@ -137,8 +149,17 @@ class TransformerBlock(keras.layers.Layer):
 
     def _feed_forward(self, rows, attended, training):
         rows = self._add_and_norm(rows, attended, self.attention_layer_norm, training)
-        h = self._activate(self._dense_2d(rows, self.intermediate), training)
-        h = self._dense_2d(h, self.output_dense)
+        dtype = self.compute_dtype
+        first, second = (projection_parts(self.intermediate, dtype),
+                         projection_parts(self.output_dense, dtype))
+        if first is not None and second is not None:
+            # Split copies (`precast`): each group of units is its own chain of two matmuls.
+            hidden = [self._activate(tf.nn.bias_add(tf.matmul(rows, kernel), bias), training)
+                      for kernel, bias in first]
+            h = add_products(hidden, second)
+        else:
+            h = self._activate(self._dense_2d(rows, self.intermediate), training)
+            h = self._dense_2d(h, self.output_dense)
         return self._add_and_norm(rows, h, self.output_layer_norm, training)
 
     def call(self, x, mask, training=None, first_token_only=False):

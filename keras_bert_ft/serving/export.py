@@ -75,6 +75,7 @@ from keras_bert_ft.tokenizers.graph import ServingTokenizer
 from keras_bert_ft.tokenizers.wordpiece import WordPieceTokenizer
 
 PRECISIONS = ("float32", "bfloat16")
+DEFAULT_PARALLEL_GROUPS = 2
 
 
 class ServingModule(tf.Module):
@@ -83,7 +84,7 @@ class ServingModule(tf.Module):
     def __init__(self, model, serving_tokenizer: ServingTokenizer, label_names: Sequence[str],
                  pairs: bool, assets: dict[str, str], precision: str = "float32",
                  thresholds: Sequence[float] | None = None,
-                 windows: tuple[int, str] | None = None) -> None:
+                 windows: tuple[int, str] | None = None, parallel_groups: int = 1) -> None:
         super().__init__(name="keras_bert_ft_serving")
         self.windows = windows  # (stride, pooling): serve_text scores windows and pools them
         # Track the weights, not the Keras model: tracking the model would save its
@@ -94,10 +95,14 @@ class ServingModule(tf.Module):
         # graph neither casts nor concatenates weights on every call (for float32,
         # 7 % of a batch-1 call).
         bfloat16 = precision == "bfloat16"
+        # With `parallel_groups`, each block's heads and feed-forward units are stored in
+        # that many parts that the server runs side by side (`layers.precast`).
         copies, sources = projection_copies(model, tf.bfloat16 if bfloat16 else tf.float32,
-                                            only_computing_in_dtype=not bfloat16)
+                                            only_computing_in_dtype=not bfloat16,
+                                            groups=parallel_groups)
         replaced = {id(v) for v in sources}
-        self.projection_weights = [v for pair in copies.values() for v in pair]
+        self.projection_weights = [v for parts in copies.values() for pair in parts
+                                   for v in pair if v is not None]
         self._tracing = (  # (a partial is not tracked either)
             functools.partial(bfloat16_tracing, model, copies) if bfloat16
             else functools.partial(substituted_projections, copies))
@@ -300,6 +305,7 @@ def export_for_serving(
     tokenizer_ops: str = "tf_text",
     precision: str = "float32",
     serving_config: bool = True,
+    parallel_groups: int = DEFAULT_PARALLEL_GROUPS,
 ) -> Path:
     """Write a TF Serving SavedModel of `model` to `<export_dir>/<version>/`; return that path.
 
@@ -329,6 +335,12 @@ def export_for_serving(
             probabilities within about 1e-2 of float32's.
         serving_config: also write `models.config` and `batching_parameters.txt`
             into the parent of `export_dir` (see `keras_bert_ft.serving.config`).
+        parallel_groups: each transformer block's heads and feed-forward units run
+            as this many independent chains of matmuls, which the server's
+            executor runs on different cores at once (default 2; 1 keeps each
+            projection whole). The same weights, stored split; outputs equal up to
+            float rounding. Faster on CPUs where one core runs a small matmul better
+            than two do (docs/speed.md, round 14).
 
     Raises `ExportError`, leaving no version folder, when the written graph uses an
     op that TF Serving's model server does not link (with `tokenizer_ops="custom"`,
@@ -344,6 +356,10 @@ def export_for_serving(
         warn_if_bfloat16_is_slow("a bfloat16 export served on a CPU like this one")
     if tokenizer_ops not in TOKENIZER_OPS:
         raise ValueError(f"tokenizer_ops must be one of {TOKENIZER_OPS}, got {tokenizer_ops!r}")
+    if (isinstance(parallel_groups, bool) or not isinstance(parallel_groups, int)
+            or parallel_groups < 1):
+        raise ValueError(f"parallel_groups must be a positive whole number, "
+                         f"got {parallel_groups!r}")
     from keras_bert_ft.tokenizers.preprocessor import TextPreprocessor
 
     # The model's tokenizer and packing (a plain Keras model has none: the defaults).
@@ -394,7 +410,7 @@ def export_for_serving(
             module = ServingModule(
                 model, serving_tokenizer, names, pairs,
                 {name: str(staging / name) for name in asset_names}, precision,
-                thresholds=thresholds, windows=windows)
+                thresholds=thresholds, windows=windows, parallel_groups=parallel_groups)
             with module.tracing():
                 tf.saved_model.save(module, str(saved), signatures={
                     TEXT_SIGNATURE: module.serve_text.get_concrete_function(),

@@ -386,6 +386,43 @@ def test_export_stores_only_the_weights_of_a_trained_model(tmp_path):
                                atol=1e-5)
 
 
+def saved_matmuls(version_dir: Path) -> int:
+    """How many MatMul nodes the SavedModel's graphs and functions hold."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((version_dir / "saved_model.pb").read_bytes())
+    return sum(node.op == "MatMul" for meta in proto.meta_graphs
+               for f in meta.graph_def.library.function for node in f.node_def)
+
+
+def test_parallel_groups_split_the_projections_and_serve_the_same(tmp_path):
+    """The default export runs each block's heads and feed-forward units in two groups:
+    twice the projection matmuls, the same stored values, the same probabilities as the
+    whole projections and as the model."""
+    from tiny import texts_and_labels
+
+    model = tiny_classifier(pairs=False)
+    texts, _ = texts_and_labels(6)
+    want = model.predict(model.encode(texts), verbose=0)
+    whole = export_for_serving(model, None, tmp_path / "whole", parallel_groups=1)
+    split = export_for_serving(model, None, tmp_path / "split")
+    blocks = model.encoder.config.num_layers
+    # Per block 4 projections, traced in both branches of the packing cond, and again for
+    # the first-token block; pooler and head matmuls are never split.
+    assert saved_matmuls(split) - saved_matmuls(whole) > 0
+    assert (saved_matmuls(split) - saved_matmuls(whole)) % (4 * blocks) == 0
+    assert stored_values(split) == stored_values(whole) == model.count_params()
+    assert unsupported_ops(split) == []
+    for path in (whole, split):
+        served = tf.saved_model.load(str(path)).signatures[TEXT_SIGNATURE](
+            text=tf.constant(texts))["probabilities"]
+        np.testing.assert_allclose(served, want, atol=1e-5)
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="parallel_groups must be a positive whole number"):
+            export_for_serving(model, None, tmp_path / "bad", parallel_groups=bad)
+
+
 def test_bfloat16_export_agrees_with_float32_and_stores_bfloat16_projections(
         single, tmp_path, monkeypatch):
     """precision="bfloat16" of a float32 model: the projections are stored in bfloat16
