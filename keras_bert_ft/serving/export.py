@@ -34,6 +34,12 @@ the transformer's projection weights are stored in bfloat16, cast once at
 export (the same number of values), so the graph casts no weights per call;
 the other weights stay float32, and the probabilities are float32 as always.
 
+`parallel_groups=2` (the default) stores each transformer block's projections in
+two parts, by heads and by feed-forward units, so that the graph holds two
+independent chains of matmuls per block, which the server's inter-op threads run
+on two cores at once; their products are added (the same values, rounded in
+another order). 1 stores each projection whole.
+
 Before publishing, the SavedModel's ops are checked against those TF Serving's
 model server links (`op_check`); an export it could not load raises `ExportError`
 and leaves no version folder behind.
