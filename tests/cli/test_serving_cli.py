@@ -42,6 +42,21 @@ def test_export_then_predict_texts(exported, capsys):
     assert [line["label"] for line in lines] == [["ham", "spam"][i] for i in expected.argmax(1)]
 
 
+def test_parallel_groups_flag_reaches_the_export(exported, tmp_path, monkeypatch, capsys):
+    from keras_bert_ft.serving import export
+
+    calls = []
+    monkeypatch.setattr(export, "export_for_serving",
+                        lambda *args, **kwargs: calls.append(kwargs) or tmp_path / "x" / "1")
+    run = exported[2].parent.parent / "sms"
+    assert main(["export", str(run), "--export-dir", str(tmp_path / "a"),
+                 "--parallel-groups", "1"]) == 0
+    assert main(["export", str(run), "--export-dir", str(tmp_path / "b")]) == 0
+    # The flag when given; otherwise export_for_serving's own default.
+    assert calls[0]["parallel_groups"] == 1 and "parallel_groups" not in calls[1]
+    capsys.readouterr()
+
+
 def test_predict_from_csv(exported, tmp_path):
     _, _, base = exported
     source = tmp_path / "in.csv"
@@ -217,6 +232,7 @@ def test_bad_export_input_gives_one_error_line(exported, tmp_path, capsys):
         "broken model file": [str(broken)],
         "version 0": [str(run), "--version", "0"],
         "max length 0": [str(run), "--max-length", "0"],
+        "parallel groups 0": [str(run), "--parallel-groups", "0"],
         "export dir under a file": [str(run), "--export-dir", str(a_file / "m")],
     }
     capsys.readouterr()
