@@ -90,7 +90,8 @@ class ServingModule(tf.Module):
     def __init__(self, model, serving_tokenizer: ServingTokenizer, label_names: Sequence[str],
                  pairs: bool, assets: dict[str, str], precision: str = "float32",
                  thresholds: Sequence[float] | None = None,
-                 windows: tuple[int, str] | None = None, parallel_groups: int = 1) -> None:
+                 windows: tuple[int, str] | None = None,
+                 parallel_groups: int = DEFAULT_PARALLEL_GROUPS) -> None:
         super().__init__(name="keras_bert_ft_serving")
         self.windows = windows  # (stride, pooling): serve_text scores windows and pools them
         # Track the weights, not the Keras model: tracking the model would save its
