@@ -75,6 +75,13 @@ class ExportError(KerasBertFtError, RuntimeError):
     """An export that could not be written, or that stock TF Serving could not load."""
 
 
+def require_positive_whole(value, what: str) -> None:
+    """Raise `ValueError` ("`what` must be a positive whole number") unless `value` is an
+    int of at least 1 (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive whole number, got {value!r}")
+
+
 _DEPRECATED_ALIASES = {"CheckpointError": ("CheckpointFormatError", CheckpointFormatError)}
 
 

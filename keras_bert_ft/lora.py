@@ -37,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_bert_ft.errors import KerasBertFtError
+from keras_bert_ft.errors import KerasBertFtError, require_positive_whole
 from keras_bert_ft.infra import atomic_write
 
 # Projection names in each transformer block, as `targets`.
@@ -179,8 +179,7 @@ def enable_lora(model: keras.Model, rank: int = 8, alpha: float = 16,
     set at compile); a later `set_encoder_trainable` would unfreeze the
     encoder again. Raises `ValueError` when LoRA is already enabled.
     """
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise ValueError(f"LoRA rank must be a positive whole number, got {rank!r}")
+    require_positive_whole(rank, "LoRA rank")
     if not alpha > 0:
         raise ValueError(f"LoRA alpha must be positive, got {alpha!r}")
     if lora_settings(model) is not None:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 
 import tensorflow as tf
 
+from keras_bert_ft.errors import require_positive_whole
+
 # One projection's weights: its (kernel, bias) parts, the bias None where a part has none.
 Parts = tuple[tuple[tf.Tensor, tf.Tensor | None], ...]
 # id(owner layer) -> its parts in the compute dtype, while an export traces.
@@ -85,8 +87,7 @@ def projection_copies(model, dtype: tf.DType, only_computing_in_dtype: bool = Fa
     Quantized layers compute from their own int8 weights and get no copies; with
     `only_computing_in_dtype`, neither do layers whose compute dtype is another.
     """
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive whole number, got {groups!r}")
+    require_positive_whole(groups, "groups")
     copies, replaced = {}, []
     for layer in model._flatten_layers(include_self=True, recursive=True):
         if not callable(getattr(layer, "projections", None)):

@@ -66,6 +66,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from keras_bert_ft.cpu_features import warn_if_bfloat16_is_slow
+from keras_bert_ft.errors import require_positive_whole
 from keras_bert_ft.layers.precast import projection_copies, substituted_projections
 from keras_bert_ft.lora import merged_lora
 from keras_bert_ft.serving.op_check import CUSTOM_TOKENIZER_OPS, check_servable
@@ -290,8 +291,7 @@ def max_positions(model) -> int | None:
 
 def check_max_length(model, max_length: int) -> None:
     """Raise `ValueError` unless `max_length` is positive and fits the encoder's positions."""
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise ValueError(f"max_length must be a positive whole number, got {max_length!r}")
+    require_positive_whole(max_length, "max_length")
     limit = max_positions(model)
     if limit is not None and max_length > limit:
         raise ValueError(f"max_length {max_length} is more than the encoder's "
@@ -363,10 +363,7 @@ def export_for_serving(
         warn_if_bfloat16_is_slow("a bfloat16 export served on a CPU like this one")
     if tokenizer_ops not in TOKENIZER_OPS:
         raise ValueError(f"tokenizer_ops must be one of {TOKENIZER_OPS}, got {tokenizer_ops!r}")
-    if (isinstance(parallel_groups, bool) or not isinstance(parallel_groups, int)
-            or parallel_groups < 1):
-        raise ValueError(f"parallel_groups must be a positive whole number, "
-                         f"got {parallel_groups!r}")
+    require_positive_whole(parallel_groups, "parallel_groups")
     from keras_bert_ft.tokenizers.preprocessor import TextPreprocessor
 
     # The model's tokenizer and packing (a plain Keras model has none: the defaults).

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_bert_ft.errors import require_positive_whole
 from keras_bert_ft.serving.op_check import saved_model_ops
 from keras_bert_ft.serving.signatures import PAIR_INPUT, TEXT_INPUT, TEXT_SIGNATURE
 from keras_bert_ft.tokenizers.wordpiece import text_batch
@@ -103,8 +104,7 @@ class ExportedClassifier:
             raise ValueError(f"{self.path} classifies sentence pairs: give the second texts too")
         if not self.pairs and pairs is not None:
             raise ValueError(f"{self.path} classifies single texts, not pairs")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive whole number, got {batch_size!r}")
+        require_positive_whole(batch_size, "batch_size")
         texts = text_batch(texts)
         pairs = None if pairs is None else text_batch(pairs)
         if pairs is not None and len(pairs) != len(texts):
