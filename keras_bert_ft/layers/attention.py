@@ -154,24 +154,23 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         `attend_2d` (all, or the real tokens' with `tokens`), `first` (batch, hidden) the
         first position's row of each sequence. Returns (batch, hidden), equal to row 0 of
         each sequence of `attend_2d`'s output, without computing the other queries."""
-        dtype = self.compute_dtype
         if is_quantized(self.query, self.key, self.value):
-            q = self.query(first) * self.query_scale
-            kv = tf.concat([self.key(x), self.value(x)], 1)
-            return self._first_token_context([(q, kv)], batch, seq, bias, training, tokens)
-        if training:
-            q, kv = self.first_token_projections(x, first, dtype)
-            return self._first_token_context([(q, kv)], batch, seq, bias, training, tokens)
-        # Inference: every row's projection, as in `attend_2d`, and no kernel copy (the
-        # copy cost more than the unused queries in a served batch of one).
-        pairs = []
-        for qkv in self._qkv_groups(x):
-            if tokens is not None:
-                qkv = unpack(qkv, tokens)
-            width = qkv.shape[-1] // 3
-            qkv = tf.reshape(qkv, (batch, seq, 3 * width))
-            pairs.append((qkv[:, 0, :width], qkv[:, :, width:]))
-        return self._first_token_context(pairs, batch, seq, bias, training, None)
+            pairs = [(self.query(first) * self.query_scale,
+                      tf.concat([self.key(x), self.value(x)], 1))]
+        elif training:
+            pairs = [self.first_token_projections(x, first, self.compute_dtype)]
+        else:
+            # Inference: every row's projection, as in `attend_2d`, and no kernel copy (the
+            # copy cost more than the unused queries in a served batch of one).
+            pairs = []
+            for qkv in self._qkv_groups(x):
+                if tokens is not None:
+                    qkv = unpack(qkv, tokens)
+                width = qkv.shape[-1] // 3
+                qkv = tf.reshape(qkv, (batch, seq, 3 * width))
+                pairs.append((qkv[:, 0, :width], qkv[:, :, width:]))
+            tokens = None  # the keys and values are in the padded layout already
+        return self._first_token_context(pairs, batch, seq, bias, training, tokens)
 
     def _first_token_context(self, pairs, batch, seq, bias, training, tokens):
         """The output projection of the first query's attention, from one (query
@@ -230,18 +229,18 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def _output_projection(self, contexts):
         """The output projection of the heads' contexts: one tensor, or one per group
         of heads (their products with the kernel's matching rows add up)."""
-        if is_quantized(self.output_dense):
-            return self.output_dense(tf.concat(contexts, -1) if len(contexts) > 1
-                                     else contexts[0])
         dtype = self.compute_dtype
         if len(contexts) > 1:
             parts = projection_parts(self.output_dense, dtype)
             if parts is None or len(parts) != len(contexts):
                 raise ValueError("split q/k/v copies need split output copies in as many parts")
             return add_products(contexts, parts)
+        (context,) = contexts
+        if is_quantized(self.output_dense):
+            return self.output_dense(context)
         kernel, bias_out = projection_weights(self.output_dense, dtype,
                                               lambda: dense_weights(self.output_dense, dtype))
-        return tf.nn.bias_add(tf.matmul(contexts[0], kernel), bias_out)
+        return tf.nn.bias_add(tf.matmul(context, kernel), bias_out)
 
     def qkv_weights(self, dtype):
         """One fused projection: q (pre-scaled), k and v side by side, (hidden, 3 * hidden)."""
